@@ -1,0 +1,94 @@
+import { awscdk, javascript } from 'projen';
+
+const project = new awscdk.AwsCdkConstructLibrary({
+  name: 'cdk-warm-web',
+  description: 'Web apps (Django, Flask, FastAPI, Express, any WSGI/ASGI app or Lambda handler) on AWS Lambda that boot during INIT and stay warm.',
+  author: 'cdk-warm-web maintainers',
+  authorAddress: 'maintainers@users.noreply.r-seed-e198ce54.example',
+  repositoryUrl: 'https://github.com/maintainers/cdk-warm-web.git',
+  defaultReleaseBranch: 'main',
+  packageManager: javascript.NodePackageManager.NPM,
+  projenrcTs: true,
+  srcdir: 'lib',
+  libdir: 'lib',
+  // cdk-nag 3 needs the validation context that first shipped in 2.258.0.
+  cdkVersion: '2.258.0',
+  jsiiVersion: '~6.0.0',
+  keywords: ['cdk', 'lambda', 'django', 'flask', 'fastapi', 'express', 'wsgi', 'asgi', 'cold-start'],
+  publishToPypi: {
+    distName: 'cdk-warm-web',
+    module: 'cdk_warm_web',
+  },
+  devDeps: [
+    // The registry's `latest` aws-cdk is a mistaken 3.0.0 that cannot read current assemblies.
+    'aws-cdk@^2',
+    'cdk-nag@^3',
+    'esbuild',
+    '@aws-sdk/client-lambda',
+    'aws-sdk-client-mock',
+    '@types/aws-lambda',
+    'express@^5',
+    '@types/express',
+  ],
+  lambdaAutoDiscover: false,
+  jestOptions: {
+    jestConfig: {
+      setupFilesAfterEnv: ['<rootDir>/test/setup.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '/examples/.*/cdk.out/'],
+    },
+  },
+  gitignore: [
+    'cdk.out/',
+    '.venv/',
+    '__pycache__/',
+    '*.pyc',
+    '/bench/results/*.tmp',
+    '/examples/*/build/',
+    '/dist/',
+  ],
+  githubOptions: { mergify: false },
+  buildWorkflow: false,
+  release: false,
+  depsUpgrade: false,
+  pullRequestTemplate: false,
+});
+
+for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/lib/runtime/python/', '.venv/', 'cdk.out/']) {
+  project.addPackageIgnore(pattern);
+}
+
+// npm ci fails on a lock made here unless every unrs-resolver binding resolves to the same release.
+project.package.addField('overrides', { 'unrs-resolver': '~1.12.2' });
+
+// Runtime shims: built into assets/ at compile time and shipped in the npm package as Lambda layers.
+const bundleNodeShim = project.addTask('bundle:node-shim', {
+  description: 'Bundle the Node runtime shim into the Node layer asset',
+  exec: 'esbuild lib/runtime/node/index.ts --bundle --platform=node --target=node20 --format=cjs '
+    + '--outfile=assets/node-shim-layer/warm-web/index.js',
+});
+const bundlePythonShim = project.addTask('bundle:python-shim', {
+  description: 'Copy the Python runtime shim into the Python layer asset',
+  exec: 'rm -rf assets/python-shim-layer && mkdir -p assets/python-shim-layer/python '
+    + '&& cp -r lib/runtime/python/warm_web assets/python-shim-layer/python/ '
+    + '&& find assets/python-shim-layer -name __pycache__ -prune -exec rm -rf {} +',
+});
+project.preCompileTask.spawn(bundleNodeShim);
+project.preCompileTask.spawn(bundlePythonShim);
+
+project.addTask('test:python', {
+  description: 'Run the Python shim tests (needs .venv, see scripts/test-all.sh)',
+  exec: '.venv/bin/python -m pytest -q test/python',
+  receiveArgs: true,
+});
+project.addTask('bindings:python', {
+  description: 'Generate the Python bindings (code only) and check the API is in them',
+  exec: 'rm -rf dist/bindings && jsii-pacmak --target python --code-only -o dist/bindings '
+    + '&& grep -q "class WarmWebFunction" dist/bindings/python/src/cdk_warm_web/__init__.py '
+    + '&& echo "python bindings: WarmWebFunction present"',
+});
+project.addTask('bench:shim', {
+  description: 'Benchmark the runtime shims (INIT and per-request overhead)',
+  exec: 'bash bench/shim/run.sh',
+});
+
+project.synth();

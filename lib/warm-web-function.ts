@@ -1,0 +1,294 @@
+import { Annotations, CfnOutput, Duration, Token } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { shimLayer } from './shim-layer';
+import { WebApp, WebAppLanguage } from './web-app';
+import { WebCode } from './web-code';
+import { WebEndpoint } from './web-endpoint';
+
+/** CloudWatch namespace of the metrics the runtime shims emit. */
+const METRICS_NAMESPACE = 'WarmWeb';
+
+const MIN_PYTHON_MINOR = 12;
+const MIN_NODE_MAJOR = 22;
+
+/**
+ * Properties of a `WarmWebFunction`.
+ */
+export interface WarmWebFunctionProps {
+  /**
+   * The app to run, e.g. `WebApp.wsgi('mysite.wsgi:application')`.
+   */
+  readonly app: WebApp;
+
+  /**
+   * Where the app's code (with its installed dependencies) comes from.
+   */
+  readonly code: WebCode;
+
+  /**
+   * The Lambda runtime. Must be of the app's language: Python 3.12 or newer, or Node.js 22 or newer.
+   *
+   * @default - lambda.Runtime.PYTHON_3_14 for Python apps, lambda.Runtime.NODEJS_24_X for Node apps
+   */
+  readonly runtime?: lambda.Runtime;
+
+  /**
+   * The processor architecture. Graviton costs about 20 % less per GB-second than x86.
+   * Dependencies with native code must be built for it.
+   *
+   * @default lambda.Architecture.ARM_64
+   */
+  readonly architecture?: lambda.Architecture;
+
+  /**
+   * Memory in MB (128 to 10240). CPU is allocated in proportion, and INIT of a web framework is
+   * CPU-bound: below 1024 MB cold starts grow quickly.
+   *
+   * @default 1024
+   */
+  readonly memorySize?: number;
+
+  /**
+   * How long one request may run (1 second to 15 minutes).
+   *
+   * @default Duration.seconds(30)
+   */
+  readonly timeout?: Duration;
+
+  /**
+   * Environment variables for the app. Names starting with `WARM_WEB_` are reserved for the shim.
+   *
+   * @default - none
+   */
+  readonly environment?: Record<string, string>;
+
+  /**
+   * How requests reach the `live` alias.
+   *
+   * @default WebEndpoint.functionUrl()
+   */
+  readonly endpoint?: WebEndpoint;
+
+  /**
+   * How long the function's logs are kept.
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * X-Ray tracing.
+   *
+   * @default lambda.Tracing.DISABLED
+   */
+  readonly tracing?: lambda.Tracing;
+
+  /**
+   * The most environments the function may run at once. Protects a database behind it from a
+   * traffic spike; requests beyond it are throttled (HTTP 429/503).
+   *
+   * @default - no reservation: the account's unreserved concurrency
+   */
+  readonly reservedConcurrentExecutions?: number;
+
+  /**
+   * A description of the function.
+   *
+   * @default - the app kind and spec, e.g. `cdk-warm-web wsgi mysite.wsgi:application`
+   */
+  readonly description?: string;
+}
+
+/**
+ * A web app on AWS Lambda that boots during INIT and is served through one `live` alias.
+ *
+ * The function runs the cdk-warm-web runtime shim (a layer) which imports the app during INIT,
+ * answers warm pings without the app seeing them, and adapts API Gateway, Function URL and ALB
+ * events to WSGI, ASGI or Node's `http` objects. Every change of code or configuration publishes a
+ * new version and moves the `live` alias to it; the endpoint, and everything that keeps the app
+ * warm, targets the alias, never `$LATEST`.
+ */
+export class WarmWebFunction extends Construct implements iam.IGrantable {
+  /** The name of the alias that all traffic goes to. */
+  public static readonly ALIAS_NAME = 'live';
+
+  /** The Lambda function. Invoke it only through `alias`. */
+  public readonly lambdaFunction: lambda.Function;
+
+  /** The version published for the current code and configuration. */
+  public readonly version: lambda.Version;
+
+  /** The `live` alias: the only entry point for traffic. */
+  public readonly alias: lambda.Alias;
+
+  /** The function's execution role. */
+  public readonly role: iam.IRole;
+
+  /** The function's log group. */
+  public readonly logGroup: logs.ILogGroup;
+
+  /** The runtime shim layer added to the function. */
+  public readonly shimLayer: lambda.ILayerVersion;
+
+  /**
+   * The URL that reaches the app.
+   *
+   * @default - undefined when the endpoint is `WebEndpoint.none()`
+   */
+  public readonly url?: string;
+
+  /**
+   * The Function URL, when the endpoint is one.
+   *
+   * @default - undefined unless the endpoint is `WebEndpoint.functionUrl()`
+   */
+  public readonly functionUrl?: lambda.FunctionUrl;
+
+  /**
+   * The HTTP API, when the endpoint is one.
+   *
+   * @default - undefined unless the endpoint is `WebEndpoint.httpApi()`
+   */
+  public readonly httpApi?: apigwv2.HttpApi;
+
+  public readonly grantPrincipal: iam.IPrincipal;
+
+  constructor(scope: Construct, id: string, props: WarmWebFunctionProps) {
+    super(scope, id);
+
+    const runtime = props.runtime ?? (props.app.language === WebAppLanguage.PYTHON ? lambda.Runtime.PYTHON_3_14 : lambda.Runtime.NODEJS_24_X);
+    const timeout = props.timeout ?? Duration.seconds(30);
+    const memorySize = props.memorySize ?? 1024;
+    const endpoint = props.endpoint ?? WebEndpoint.functionUrl();
+    validateRuntime(props.app, runtime);
+    validateTimeout(timeout);
+    validateMemorySize(memorySize);
+    validateEnvironment(props.environment ?? {});
+    if (props.reservedConcurrentExecutions !== undefined && !Token.isUnresolved(props.reservedConcurrentExecutions)
+      && (!Number.isInteger(props.reservedConcurrentExecutions) || props.reservedConcurrentExecutions < 1)) {
+      throw new Error(`reservedConcurrentExecutions must be an integer >= 1, got ${props.reservedConcurrentExecutions}`);
+    }
+    if (endpoint.maxTimeout && !timeout.isUnresolved() && timeout.toSeconds() > endpoint.maxTimeout.toSeconds()) {
+      Annotations.of(this).addWarningV2('cdk-warm-web:timeoutBeyondEndpoint',
+        `timeout is ${timeout.toHumanString()} but the endpoint ends requests after ${endpoint.maxTimeout.toHumanString()}`);
+    }
+
+    const shim = shimLayer(this, props.app.language);
+    const code = props.code.bind(this);
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+    const role = new iam.Role(this, 'ServiceRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${this.node.path}`,
+    });
+    this.logGroup.grantWrite(role);
+    this.role = role;
+    this.grantPrincipal = role;
+
+    this.lambdaFunction = new lambda.Function(this, 'Resource', {
+      runtime,
+      architecture: props.architecture ?? lambda.Architecture.ARM_64,
+      handler: shim.handler,
+      code: code.code,
+      layers: [shim.layer],
+      memorySize,
+      timeout,
+      role,
+      logGroup: this.logGroup,
+      tracing: props.tracing ?? lambda.Tracing.DISABLED,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      description: props.description ?? `cdk-warm-web ${props.app.kind} ${props.app.spec}`,
+      environment: {
+        ...props.environment,
+        ...code.environment,
+        WARM_WEB_APP: props.app.spec,
+        WARM_WEB_APP_KIND: props.app.kind,
+      },
+    });
+    this.shimLayer = shim.layer;
+    // A new shim (a cdk-warm-web upgrade) must publish a new version even if nothing else changed.
+    this.lambdaFunction.invalidateVersionBasedOn(shim.fingerprint);
+
+    this.version = this.lambdaFunction.currentVersion;
+    this.alias = new lambda.Alias(this, 'LiveAlias', {
+      aliasName: WarmWebFunction.ALIAS_NAME,
+      version: this.version,
+      description: 'All traffic: endpoint, warmer and provisioned concurrency target this alias',
+    });
+
+    const bound = endpoint.bind(this, this.alias);
+    this.url = bound.url;
+    this.functionUrl = bound.functionUrl;
+    this.httpApi = bound.httpApi;
+    if (this.url) {
+      new CfnOutput(this, 'Url', { value: this.url, description: `URL of ${this.node.path}` });
+    }
+  }
+
+  /**
+   * Cold starts: environments that served their first invoke (emitted by the runtime shim).
+   *
+   * @default - sum over 5 minutes
+   */
+  public metricColdStarts(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.shimMetric('ColdStart', { statistic: 'Sum', ...props });
+  }
+
+  /**
+   * How long INIT took in each new environment, as measured by the runtime shim.
+   *
+   * @default - p99 over 5 minutes
+   */
+  public metricInitDuration(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.shimMetric('InitDurationMs', { statistic: 'p99', ...props });
+  }
+
+  private shimMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName,
+      dimensionsMap: { FunctionName: this.lambdaFunction.functionName },
+      ...props,
+    });
+  }
+}
+
+function validateRuntime(app: WebApp, runtime: lambda.Runtime) {
+  const python = /^python3\.(\d+)$/.exec(runtime.name);
+  const node = /^nodejs(\d+)\.x$/.exec(runtime.name);
+  if (app.language === WebAppLanguage.PYTHON && !(python && Number(python[1]) >= MIN_PYTHON_MINOR)) {
+    throw new Error(`runtime ${runtime.name} cannot run the Python app '${app.spec}'; use Python 3.${MIN_PYTHON_MINOR} or newer (e.g. lambda.Runtime.PYTHON_3_14)`);
+  }
+  if (app.language === WebAppLanguage.NODE && !(node && Number(node[1]) >= MIN_NODE_MAJOR)) {
+    throw new Error(`runtime ${runtime.name} cannot run the Node app '${app.spec}'; use Node.js ${MIN_NODE_MAJOR} or newer (e.g. lambda.Runtime.NODEJS_24_X)`);
+  }
+}
+
+function validateTimeout(timeout: Duration) {
+  if (timeout.isUnresolved()) return;
+  const seconds = timeout.toSeconds();
+  if (seconds < 1 || seconds > 900) {
+    throw new Error(`timeout must be between 1 second and 15 minutes, got ${timeout.toHumanString()}`);
+  }
+}
+
+function validateMemorySize(memorySize: number) {
+  if (Token.isUnresolved(memorySize)) return;
+  if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10240) {
+    throw new Error(`memorySize must be an integer between 128 and 10240 (MB), got ${memorySize}`);
+  }
+}
+
+function validateEnvironment(environment: Record<string, string>) {
+  const reserved = Object.keys(environment).filter((name) => name.startsWith('WARM_WEB_'));
+  if (reserved.length > 0) {
+    throw new Error(`environment: ${reserved.join(', ')} ${reserved.length === 1 ? 'is' : 'are'} reserved for the cdk-warm-web runtime shim (names starting with WARM_WEB_)`);
+  }
+}

@@ -1,0 +1,27 @@
+import { App, Annotations, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { WarmWebFunction, WebApp, WebCode } from '../../lib';
+import { codeDirectory } from '../code-directory';
+
+/** A Django site on a Function URL; Django boots during INIT. */
+export class DjangoExampleStack extends Stack {
+  constructor(scope: Construct, id: string, props?: StackProps) {
+    super(scope, id, props);
+    const { directory, packaged } = codeDirectory(__dirname);
+    if (!packaged) {
+      Annotations.of(this).addWarningV2('example:notPackaged', 'Django is not packaged: run examples/package.sh django before deploying');
+    }
+    new WarmWebFunction(this, 'Web', {
+      app: WebApp.wsgi('mysite.wsgi:application'),
+      code: WebCode.fromDirectory(directory),
+      environment: { DJANGO_SETTINGS_MODULE: 'mysite.settings' },
+    });
+  }
+}
+
+if (require.main === module) {
+  const app = new App();
+  new DjangoExampleStack(app, 'WarmWebDjango');
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds examples/<name>/build: the app with its dependencies installed for Lambda (arm64), which is
+# what the example's CDK app deploys. Usage: examples/package.sh django|fastapi|express
+set -euo pipefail
+name=${1:?usage: examples/package.sh <example>}
+dir="$(cd "$(dirname "$0")" && pwd)/$name"
+[ -d "$dir/app" ] || { echo "no example named '$name' (no $dir/app)" >&2; exit 2; }
+rm -rf "$dir/build.tmp" && mkdir -p "$dir/build.tmp"
+if [ -f "$dir/requirements.txt" ]; then
+  # Wheels for Lambda's platform, not this machine's: arm64, CPython 3.14.
+  python3 -m pip install --quiet --retries 0 --timeout 5 --no-compile \
+    --platform manylinux2014_aarch64 --implementation cp --python-version 3.14 --only-binary=:all: \
+    -r "$dir/requirements.txt" -t "$dir/build.tmp"
+fi
+cp -r "$dir/app/." "$dir/build.tmp/"
+if [ -f "$dir/app/package.json" ]; then
+  (cd "$dir/build.tmp" && npm install --omit=dev --no-audit --no-fund --loglevel=error)
+fi
+rm -rf "$dir/build" && mv "$dir/build.tmp" "$dir/build"
+echo "packaged $name: $(du -sh "$dir/build" | cut -f1) in $dir/build"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, skipping what is already in place. Sourced by
+# scripts/main.sh and scripts/test-all.sh; safe to run on its own.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export npm_config_loglevel=error JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+
+step() { printf '\n== %s\n' "$*"; }
+
+# npm packages, from the lock file; skipped when node_modules already matches it.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  step "npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+# Python test environment: the frameworks the shim is tested against. pip tries PyPI and any
+# configured mirror; failing lookups are not retried, so an offline mirror answers fast.
+want_python_env() {
+  local stamp=.venv/.requirements.sha
+  local sum
+  sum=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+    step "Python venv (.venv) with $*"
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check --retries 0 --timeout 5 $(printf -- '-r %s ' "$@")
+    echo "$sum" > "$stamp"
+  fi
+}
+
+# cfn-lint checks every synthesized template.
+want_cfn_lint() {
+  if ! command -v cfn-lint >/dev/null 2>&1; then
+    step "cfn-lint"
+    python3 -m pip install --quiet --retries 0 --timeout 5 cfn-lint
+  fi
+  command -v cfn-lint >/dev/null 2>&1 || { echo "cfn-lint is not on PATH after installing it" >&2; exit 1; }
+}

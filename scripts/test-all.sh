@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: construct tests (jest, with cfn-lint and cdk-nag gates on the examples), the
+# runtime shims against real Django, Flask, FastAPI and Express, and the Python bindings build.
+# Installs what it needs first. CI runs exactly this (.ci/run).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+want_python_env test/python/requirements.txt
+want_cfn_lint
+
+step "build: bundle the runtime shims, compile with jsii"
+npx projen compile
+
+step "Python bindings (jsii-pacmak --code-only)"
+npx projen bindings:python
+
+step "jest: constructs, examples, Node shim"
+npx projen test
+
+step "pytest: Python shim"
+npx projen test:python

@@ -25,6 +25,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'cdk-nag@^3',
     'esbuild',
     '@aws-sdk/client-lambda',
+    '@smithy/node-http-handler',
     'aws-sdk-client-mock',
     '@types/aws-lambda',
     'express@^5',
@@ -33,11 +34,13 @@ const project = new awscdk.AwsCdkConstructLibrary({
   lambdaAutoDiscover: false,
   jestOptions: {
     jestConfig: {
-      setupFilesAfterEnv: ['<rootDir>/test/setup.ts'],
+      // lib/ holds both the sources and jsii's output: test the sources, not a stale build.
+      moduleFileExtensions: ['ts', 'js', 'json', 'node'],
       testPathIgnorePatterns: ['/node_modules/', '/examples/.*/cdk.out/'],
     },
   },
   gitignore: [
+    '/assets/',
     'cdk.out/',
     '.venv/',
     '__pycache__/',
@@ -72,7 +75,16 @@ const bundlePythonShim = project.addTask('bundle:python-shim', {
     + '&& cp -r lib/runtime/python/warm_web assets/python-shim-layer/python/ '
     + '&& find assets/python-shim-layer -name __pycache__ -prune -exec rm -rf {} +',
 });
+const bundleWarmer = project.addTask('bundle:warmer', {
+  description: 'Bundle the warmer function (with its AWS SDK, so the version is ours, not the runtime\'s)',
+  exec: 'esbuild lib/warmer.lambda.ts --bundle --platform=node --target=node22 --format=cjs --minify '
+    + '--outfile=assets/warmer/index.js',
+});
+// Runtime code may import devDependencies: esbuild bundles them into the asset.
+project.eslint?.allowDevDeps('lib/warmer.lambda.ts');
+project.eslint?.allowDevDeps('lib/runtime/**');
 project.preCompileTask.spawn(bundleNodeShim);
+project.preCompileTask.spawn(bundleWarmer);
 project.preCompileTask.spawn(bundlePythonShim);
 
 project.addTask('test:python', {

@@ -1,4 +1,4 @@
-import { Annotations, CfnOutput, Duration, Token } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Names, Token } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -6,11 +6,12 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { shimLayer } from './shim-layer';
+import { Warmer, WarmingOptions } from './warmer';
 import { WebApp, WebAppLanguage } from './web-app';
 import { WebCode } from './web-code';
 import { WebEndpoint } from './web-endpoint';
 
-/** CloudWatch namespace of the metrics the runtime shims emit. */
+/** CloudWatch namespace of the metrics the runtime shims and the warmer emit. */
 const METRICS_NAMESPACE = 'WarmWeb';
 
 const MIN_PYTHON_MINOR = 12;
@@ -95,6 +96,14 @@ export interface WarmWebFunctionProps {
    * @default - no reservation: the account's unreserved concurrency
    */
   readonly reservedConcurrentExecutions?: number;
+
+  /**
+   * Keep environments of the `live` alias warm with the stack's `Warmer`: N verified distinct
+   * environments on a schedule, and a pre-warm of every new version on deploy.
+   *
+   * @default - not warmed
+   */
+  readonly warming?: WarmingOptions;
 
   /**
    * A description of the function.
@@ -223,6 +232,11 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
       description: 'All traffic: endpoint, warmer and provisioned concurrency target this alias',
     });
 
+    if (props.warming) {
+      validateWarming(props.warming, props.reservedConcurrentExecutions);
+      Warmer.of(this).addTarget(Names.nodeUniqueId(this.node), this.alias, props.warming);
+    }
+
     const bound = endpoint.bind(this, this.alias);
     this.url = bound.url;
     this.functionUrl = bound.functionUrl;
@@ -250,6 +264,15 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     return this.shimMetric('InitDurationMs', { statistic: 'p99', ...props });
   }
 
+  /**
+   * Share of the wanted environments that the warmer found warm and distinct (1 = all of them).
+   *
+   * @default - minimum over 5 minutes
+   */
+  public metricWarmCoverage(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.shimMetric('WarmCoverage', { statistic: 'Minimum', ...props });
+  }
+
   private shimMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
@@ -257,6 +280,13 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
       dimensionsMap: { FunctionName: this.lambdaFunction.functionName },
       ...props,
     });
+  }
+}
+
+function validateWarming(warming: WarmingOptions, reserved?: number) {
+  const wanted = Math.max(warming.concurrency ?? 1, ...(warming.schedules ?? []).map((s) => s.concurrency));
+  if (reserved !== undefined && !Token.isUnresolved(reserved) && !Token.isUnresolved(wanted) && wanted > reserved) {
+    throw new Error(`warming asks for ${wanted} environments but reservedConcurrentExecutions is ${reserved}: the pings would be throttled`);
   }
 }
 

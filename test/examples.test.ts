@@ -6,6 +6,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { snapshotTemplate } from './snapshot';
 import { DjangoExampleStack } from '../examples/django/app';
 import { ExpressExampleStack } from '../examples/express/app';
 import { FastApiExampleStack } from '../examples/fastapi/app';
@@ -42,7 +43,7 @@ describe.each(Object.keys(EXAMPLES))('example %s', (name) => {
   });
 
   test('matches the snapshot', () => {
-    expect(Template.fromStack(stacks[name]).toJSON()).toMatchSnapshot();
+    expect(snapshotTemplate(stacks[name])).toMatchSnapshot();
   });
 });
 
@@ -79,6 +80,6 @@ test('the cfn-lint gate can fail: a broken template is reported', () => {
   const broken = path.join(outdir, 'broken.template.json');
   fs.writeFileSync(broken, JSON.stringify({ Resources: { Fn: { Type: 'AWS::Lambda::Function', Properties: { Runtime: 'python2.1' } } } }));
   const run = spawnSync('cfn-lint', ['--format', 'parseable', '--', broken], { encoding: 'utf-8' });
-  expect(run.status! & 2).toBe(2);
+  expect([2, 6]).toContain(run.status); // cfn-lint: 2 errors, 6 errors and warnings
   expect(run.stdout).toMatch(/:E\d{4}:/);
 });

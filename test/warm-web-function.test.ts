@@ -6,6 +6,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { WarmWebFunction, WarmWebFunctionProps, WebApp, WebCode, WebEndpoint } from '../lib';
+import { snapshotTemplate } from './snapshot';
 
 const codeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-code-'));
 fs.writeFileSync(path.join(codeDir, 'app.py'), 'app = None\n');
@@ -92,7 +93,7 @@ describe('WarmWebFunction defaults', () => {
   });
 
   test('matches the snapshot', () => {
-    expect(template.toJSON()).toMatchSnapshot();
+    expect(snapshotTemplate(stack)).toMatchSnapshot();
   });
 });
 

@@ -1,0 +1,64 @@
+// The warmer's real SDK client against real environments (processes running the shim and a real app)
+// behind the local Lambda Invoke endpoint: the whole warm path, with nothing mocked.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { pythonForTests } from './python';
+import { LocalLambda } from '../../lib/local/local-lambda';
+import type * as WarmerModule from '../../lib/warmer.lambda';
+
+jest.setTimeout(120_000);
+
+const requestLog = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-warm-')), 'requests.log');
+fs.writeFileSync(requestLog, '');
+const local = new LocalLambda([{
+  name: 'web',
+  runtime: 'python',
+  python: pythonForTests(),
+  codeDir: path.join(__dirname, 'apps'),
+  environment: { WARM_WEB_APP: 'counting_app:app', WARM_WEB_APP_KIND: 'wsgi', REQUEST_LOG: requestLog },
+}]);
+let warmer: typeof WarmerModule;
+let stdout: jest.SpyInstance;
+
+beforeAll(async () => {
+  await local.start();
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL_LAMBDA: local.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local',
+  });
+  // Imported after the endpoint is set: the client is created at module scope, as in Lambda.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  warmer = require('../../lib/warmer.lambda');
+  stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+});
+afterAll(async () => {
+  stdout.mockRestore();
+  await local.stop();
+});
+
+test.each([1, 10, 50, 200])('warms N = %i distinct environments with the default hold', async (n) => {
+  const report = await warmer.warmTarget({ functionArn: local.aliasArn('web'), concurrency: n, holdMs: 250 });
+  expect(report.errors).toEqual({});
+  expect(report.distinct).toBe(n);
+  expect(report.coverage).toBe(1);
+  expect(local.stats('web').environmentsAlive).toBeGreaterThanOrEqual(n);
+});
+
+test('a second run finds the environments warm: no cold starts, still N distinct', async () => {
+  const report = await warmer.warmTarget({ functionArn: local.aliasArn('web'), concurrency: 50, holdMs: 250 });
+  expect(report).toMatchObject({ distinct: 50, coverage: 1, coldStarts: 0, rounds: 1 });
+});
+
+test('the app never saw a ping', () => {
+  expect(fs.readFileSync(requestLog, 'utf-8')).toBe('');
+});
+
+test('with the SDK\'s default agent (50 sockets) 200 pings cannot overlap', async () => {
+  const defaults = new LambdaClient({ maxAttempts: 1 });
+  const holdUntilMs = Date.now() + 250;
+  const payload = Buffer.from(JSON.stringify({ warmWeb: { v: 1, round: 'default-agent', expected: 200, holdUntilMs } }));
+  const answers = await Promise.all(Array.from({ length: 200 }, () => defaults.send(new InvokeCommand({ FunctionName: local.aliasArn('web'), Payload: payload }))));
+  const ids = new Set(answers.map((a) => JSON.parse(Buffer.from(a.Payload!).toString('utf-8')).warmWeb.environmentId));
+  expect(ids.size).toBeLessThanOrEqual(60);
+});

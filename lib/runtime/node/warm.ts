@@ -1,0 +1,92 @@
+import type { Context } from 'aws-lambda';
+import { monotonicMs, round1 } from './time';
+
+export interface WarmPing {
+  readonly round: string;
+  readonly expected: number;
+  readonly holdUntilMs: number;
+}
+
+export interface EnvironmentInfo {
+  readonly environmentId: string;
+  readonly coldStart: boolean;
+  readonly initDurationMs: number;
+}
+
+/** Longest a ping is ever held, whatever it asks for. */
+export const MAX_HOLD_MS = 60_000;
+/** Time left to the invoke after the hold, so the answer always gets out before the timeout. */
+export const HOLD_MARGIN_MS = 500;
+
+type Json = Record<string, unknown>;
+
+export function isWarmPing(event: unknown): event is { warmWeb: unknown } {
+  return typeof event === 'object' && event !== null && Object.prototype.hasOwnProperty.call(event, 'warmWeb');
+}
+
+function describe(value: unknown): string {
+  return value === undefined ? 'nothing' : JSON.stringify(value);
+}
+
+/** Validates a ping's `warmWeb` payload; the string is the reason it is malformed. */
+export function parseWarmPing(payload: unknown): WarmPing | string {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    return `warmWeb must be an object, got ${describe(payload)}`;
+  }
+  const { v, round, expected, holdUntilMs } = payload as Json;
+  if (v !== 1) {
+    return `v must be 1, got ${describe(v)}`;
+  }
+  if (typeof round !== 'string' || round === '') {
+    return `round must be a non-empty string, got ${describe(round)}`;
+  }
+  if (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 1) {
+    return `expected must be an integer >= 1, got ${describe(expected)}`;
+  }
+  if (typeof holdUntilMs !== 'number' || !Number.isFinite(holdUntilMs)) {
+    return `holdUntilMs must be an epoch time in milliseconds, got ${describe(holdUntilMs)}`;
+  }
+  return { round, expected, holdUntilMs };
+}
+
+/** Epoch milliseconds to hold until: the ping's barrier, capped by the invoke's remaining time and MAX_HOLD_MS. */
+export function holdDeadline(ping: WarmPing, nowMs: number, remainingMs: number | undefined): number {
+  let deadline = Math.min(ping.holdUntilMs, nowMs + MAX_HOLD_MS);
+  if (remainingMs !== undefined) {
+    deadline = Math.min(deadline, nowMs + remainingMs - HOLD_MARGIN_MS);
+  }
+  return deadline;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function remainingTime(context: Context | undefined): number | undefined {
+  return typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : undefined;
+}
+
+/** Answers a warm ping after holding it at the round's barrier; malformed pings are answered, not thrown. */
+export async function answerWarmPing(payload: unknown, context: Context | undefined, environment: EnvironmentInfo): Promise<Json> {
+  const ping = parseWarmPing(payload);
+  if (typeof ping === 'string') {
+    return { warmWeb: { v: 1, error: `malformed warm ping: ${ping}` } };
+  }
+  const started = monotonicMs();
+  const deadline = holdDeadline(ping, Date.now(), remainingTime(context));
+  // Timers may fire a little early against the wall clock; the barrier must not.
+  for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
+    await sleep(left);
+  }
+  return {
+    warmWeb: {
+      v: 1,
+      round: ping.round,
+      environmentId: environment.environmentId,
+      coldStart: environment.coldStart,
+      initDurationMs: environment.initDurationMs,
+      heldMs: round1(monotonicMs() - started),
+      runtime: 'node',
+    },
+  };
+}

@@ -1,0 +1,135 @@
+// The layer bundle itself, built by esbuild as the project builds it and loaded in a fresh Node
+// process as Lambda loads it. Set WARM_WEB_TEST_NODE to run these under another Node binary.
+import { execFile } from 'child_process';
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import * as path from 'path';
+import { build } from 'esbuild';
+import { eventFor, type Json } from './support/events';
+import { FIXTURES } from './support/fixtures';
+
+const NODE = process.env.WARM_WEB_TEST_NODE || process.execPath;
+const RUNNER = path.join(__dirname, 'support', 'lambda-runner.js');
+
+let dir: string;
+let bundle: string;
+
+interface Run {
+  readonly code: number | null;
+  readonly stderr: string;
+  readonly emf: Json[];
+  /** One per event: the handler's result, or `{ error }` when the invoke failed. */
+  readonly results: Json[];
+}
+
+function run(app: string, kind: string, events: unknown[]): Promise<Run> {
+  const env = {
+    PATH: process.env.PATH,
+    LAMBDA_TASK_ROOT: FIXTURES,
+    WARM_WEB_APP: app,
+    WARM_WEB_APP_KIND: kind,
+    AWS_LAMBDA_FUNCTION_NAME: 'bundle-fn',
+    NODE_ENV: 'production',
+  };
+  return new Promise((resolve) => {
+    execFile(NODE, [RUNNER, bundle, JSON.stringify(events)], { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const emf: Json[] = [];
+      const results: Json[] = [];
+      for (const line of stdout.split('\n').filter(Boolean)) {
+        if (line.startsWith('RESULT ')) {
+          results.push(JSON.parse(line.slice('RESULT '.length)) as Json);
+        } else if (line.startsWith('ERROR ')) {
+          results.push({ error: line.slice('ERROR '.length) });
+        } else {
+          emf.push(JSON.parse(line) as Json);
+        }
+      }
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr, emf, results });
+    });
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'warm-web-node-shim-'));
+  bundle = path.join(dir, 'warm-web', 'index.js');
+  await build({
+    entryPoints: [path.join(__dirname, '..', '..', 'lib', 'runtime', 'node', 'index.ts')],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    outfile: bundle,
+    logLevel: 'silent',
+  });
+}, 30_000);
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('serves the Express fixture: HTTP events, a warm ping, and one EMF line', async () => {
+  const ping = { warmWeb: { v: 1, round: 'bundle', expected: 1, holdUntilMs: Date.now() + 100 } };
+  const { code, emf, results } = await run('express-app.app', 'listener', [
+    ping,
+    eventFor('http', { method: 'GET', path: '/hello', headers: [['host', 'example.test']] }),
+    eventFor('rest', { method: 'POST', path: '/json', headers: [['content-type', 'application/json']], body: Buffer.from('{"a":[1,2]}') }),
+    eventFor('alb-multi', { method: 'GET', path: '/bytes' }),
+    eventFor('url', { method: 'GET', path: '/count' }),
+  ]);
+  expect(code).toBe(0);
+  const [answer, hello, json, bytes, count] = results;
+  expect(answer).toEqual({
+    warmWeb: {
+      v: 1,
+      round: 'bundle',
+      environmentId: expect.stringMatching(/^[0-9a-f]{16}$/),
+      coldStart: true,
+      initDurationMs: expect.any(Number),
+      heldMs: expect.any(Number),
+      runtime: 'node',
+    },
+  });
+  expect((answer.warmWeb as Json).initDurationMs).toBeGreaterThan(0);
+  expect(hello).toMatchObject({ statusCode: 200, body: '{"hello":"world"}', isBase64Encoded: false });
+  expect(json).toMatchObject({ statusCode: 201, body: '{"received":{"a":[1,2]}}' });
+  expect(bytes).toMatchObject({ statusCode: 200, statusDescription: '200 OK', isBase64Encoded: true, body: 'AP8QgP4A' });
+  // The ping never reached Express: /count is the app's fourth request.
+  expect(JSON.parse(count.body as string)).toEqual({ requests: 4 });
+  expect(emf).toEqual([expect.objectContaining({
+    FunctionName: 'bundle-fn',
+    ColdStart: 1,
+    Runtime: 'node',
+    EnvironmentId: (answer.warmWeb as Json).environmentId,
+    InitDurationMs: (answer.warmWeb as Json).initDurationMs,
+  })]);
+});
+
+test.each([
+  ['an ES module (.mjs)', 'esm-handler.handler', { kind: 'esm', event: { n: 1 }, requestId: 'invoke-0' }],
+  ['an ES module default export', 'esm-handler.default', { kind: 'esm-default', event: { n: 1 } }],
+  ['a .js ES module under "type": "module"', 'esm-module/app.handler', { kind: 'esm-type-module', event: { n: 1 } }],
+  ['an ES module with top-level await (import(), evaluated once)', 'esm-tla.handler', { kind: 'esm-tla', greeting: 'awaited', evaluations: 1, event: { n: 1 } }],
+  ['a CommonJS callback handler', 'callback-handler.handler', { kind: 'callback', event: { n: 1 }, requestId: 'invoke-0' }],
+])('loads %s', async (_name, app, expected) => {
+  const { code, emf, results } = await run(app, 'handler', [{ n: 1 }, { warmWeb: { v: 1, round: 'r', expected: 1, holdUntilMs: 0 } }]);
+  expect(code).toBe(0);
+  expect(results[0]).toEqual(expected);
+  expect(results[1]).toMatchObject({ warmWeb: { coldStart: false, runtime: 'node' } });
+  expect(emf).toHaveLength(1);
+});
+
+test('a module that cannot be found fails INIT naming WARM_WEB_APP', async () => {
+  const { code, stderr, results } = await run('nope.handler', 'handler', [{}]);
+  expect(code).not.toBe(0);
+  expect(stderr).toContain('WARM_WEB_APP="nope.handler": no module nope');
+  expect(results).toEqual([]);
+});
+
+test('an ES module that needs import() and lacks the export fails every invoke naming WARM_WEB_APP', async () => {
+  const { code, results } = await run('esm-tla.nothere', 'handler', [{}, {}]);
+  expect(code).toBe(0);
+  expect(results).toEqual([
+    { error: expect.stringContaining('WARM_WEB_APP="esm-tla.nothere"') },
+    { error: expect.stringContaining('has no export "nothere"') },
+  ]);
+});

@@ -103,4 +103,9 @@ project.addTask('bench:shim', {
   exec: 'bash bench/shim/run.sh',
 });
 
+project.addTask('bench:warmer', {
+  description: 'Benchmark the warmer against lambda-warmer and serverless-plugin-warmup on the local Lambda endpoint',
+  exec: 'ts-node --transpile-only bench/warmer/run.ts',
+});
+
 project.synth();

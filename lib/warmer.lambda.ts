@@ -37,6 +37,8 @@ export interface TargetReport {
 const MAX_ROUNDS = 3;
 /** Holds never grow past this, whatever the spread. */
 const MAX_HOLD_MS = 10_000;
+/** The least a learned deadline leaves after the last arrival (timer and clock granularity). */
+const MIN_MARGIN_MS = 5;
 /** Sockets per host: one per concurrent ping, or pings queue and stop overlapping (SDK default is 50). */
 const MAX_SOCKETS = 1000;
 
@@ -81,6 +83,11 @@ async function ping(target: WarmTarget, round: string, holdUntilMs: number): Pro
 /** The hold each target needed last time, learned across runs of a warm warmer. */
 const learnedHoldMs = new Map<string, number>();
 
+/** Deadline (ms after the round begins) for the next run, from this run's arrival spread. */
+export function learnedDeadline(firstArrivalMs: number, lastArrivalMs: number): number {
+  return lastArrivalMs + Math.max(0.5 * (lastArrivalMs - firstArrivalMs), MIN_MARGIN_MS);
+}
+
 export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
   const started = Date.now();
   let holdMs = Math.min(learnedHoldMs.get(target.functionArn) ?? target.holdMs, MAX_HOLD_MS);
@@ -99,7 +106,9 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
 
     const ids = new Set<string>();
     let lateWarm = 0;
-    let lastArrivalMs = 0;
+    // When warm environments received their ping, in ms after the round began.
+    let firstArrivalMs = Infinity;
+    let lastArrivalMs = -Infinity;
     for (const answer of answers) {
       if (answer.error) {
         errors[answer.error] = (errors[answer.error] ?? 0) + 1;
@@ -112,13 +121,18 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
         // A warm environment that held nothing was reached after the barrier: it may have served
         // another ping of this round first, so the hold was too short for the dispatch spread.
         if ((answer.heldMs ?? 0) <= 0) lateWarm += 1;
-        else lastArrivalMs = Math.max(lastArrivalMs, holdUntilMs - answer.heldMs! - roundStart);
+        else {
+          const arrivalMs = holdUntilMs - answer.heldMs! - roundStart;
+          firstArrivalMs = Math.min(firstArrivalMs, arrivalMs);
+          lastArrivalMs = Math.max(lastArrivalMs, arrivalMs);
+        }
       }
     }
     if (ids.size > best.size) best = ids;
-    if (lateWarm === 0 && lastArrivalMs > 0) {
-      // Learn the spread with room to spare, so the next run holds no longer than it needs.
-      learnedHoldMs.set(target.functionArn, Math.min(Math.max(Math.ceil(lastArrivalMs * 1.5), 50), MAX_HOLD_MS));
+    if (lateWarm === 0 && lastArrivalMs >= 0) {
+      // Next run: the deadline just after the last arrival, with half the spread to spare for jitter.
+      // Every ping waits only for the ones dispatched after it, so pings cost about what overlap needs.
+      learnedHoldMs.set(target.functionArn, Math.min(Math.ceil(learnedDeadline(firstArrivalMs, lastArrivalMs)), MAX_HOLD_MS));
     }
     const failed = answers.filter((a) => a.error).length;
     if (best.size >= target.concurrency || failed === answers.length) break;

@@ -2,7 +2,7 @@ import * as http from 'http';
 import { AddressInfo } from 'net';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { handler, parseTargets, TargetReport, warmTarget } from '../lib/warmer.lambda';
+import { handler, learnedDeadline, parseTargets, TargetReport, warmTarget } from '../lib/warmer.lambda';
 
 const lambdaMock = mockClient(LambdaClient);
 const ARN = 'arn:aws:lambda:us-east-1:123456789012:function:web:live';
@@ -119,7 +119,7 @@ test('emits one EMF line per target with coverage, distinct, cold starts and rou
   expect(line.WarmRoundDurationMs).toBeGreaterThanOrEqual(0);
 });
 
-test('learns the dispatch spread: the next run holds about 1.5 x the latest warm arrival', async () => {
+test('learns the dispatch spread: the next deadline is just after the last arrival, plus half the spread', async () => {
   const arn = 'arn:aws:lambda:us-east-1:1:function:learn:live';
   let n = 0;
   // Warm environments that held 900 of 1000 ms: the last one arrived 100 ms after the round began.
@@ -129,8 +129,14 @@ test('learns the dispatch spread: the next run holds about 1.5 x the latest warm
   await warmTarget({ functionArn: arn, concurrency: 2, holdMs: 1000 });
   const second = lambdaMock.commandCalls(InvokeCommand).slice(2).map((c) => pingOf(c.args[0].input).warmWeb.holdUntilMs);
   const hold = second[0] - before;
-  expect(hold).toBeGreaterThanOrEqual(140);
-  expect(hold).toBeLessThan(400);
+  // Both arrived 100 ms into the round (spread 0): the deadline is 100 + 5 ms.
+  expect(hold).toBeGreaterThanOrEqual(100);
+  expect(hold).toBeLessThan(150);
+});
+
+test('learnedDeadline leaves half the spread, at least 5 ms, after the last arrival', () => {
+  expect(learnedDeadline(10, 110)).toBe(160);
+  expect(learnedDeadline(40, 40)).toBe(45);
 });
 
 test('parseTargets accepts CloudFormation strings and rejects malformed targets', () => {

@@ -54,10 +54,14 @@ class Context:
 
 for line in sys.stdin:
     msg = json.loads(line)
+    begin = time.perf_counter()
+    started_at_ms = time.time() * 1000
     try:
         reply = {"id": msg["id"], "result": shim.handler(msg["event"], Context(msg))}
     except Exception as e:
         reply = {"id": msg["id"], "error": {"errorType": type(e).__name__, "errorMessage": str(e)}}
+    reply["durationMs"] = (time.perf_counter() - begin) * 1000
+    reply["startedAtMs"] = started_at_ms
     out.write(json.dumps(reply) + "\\n")
 `;
 
@@ -78,8 +82,12 @@ ready.then(() => {
       awsRequestId: msg.requestId, functionName: process.env.AWS_LAMBDA_FUNCTION_NAME, invokedFunctionArn: msg.arn,
       memoryLimitInMB: '1024', getRemainingTimeInMillis: () => Math.max(0, msg.deadlineMs - Date.now()),
     };
-    try { reply({ id: msg.id, result: await shim.handler(msg.event, context) }); }
-    catch (e) { reply({ id: msg.id, error: { errorType: e.name, errorMessage: e.message } }); }
+    const begin = performance.now();
+    const startedAtMs = Date.now();
+    let answer;
+    try { answer = { id: msg.id, result: await shim.handler(msg.event, context) }; }
+    catch (e) { answer = { id: msg.id, error: { errorType: e.name, errorMessage: e.message } }; }
+    reply({ ...answer, durationMs: performance.now() - begin, startedAtMs });
   });
 }, (e) => { reply({ initError: e.name + ': ' + e.message }); process.exit(1); });
 `;
@@ -90,11 +98,18 @@ interface Pending {
 
 interface EnvironmentReply {
   readonly result?: unknown;
+  /** How long the handler ran, measured inside the environment (what Lambda bills). */
+  readonly durationMs?: number;
+  /** When the handler started, by the environment's clock (epoch ms). */
+  readonly startedAtMs?: number;
   readonly error?: { errorType: string; errorMessage: string };
 }
 
 /** One execution environment: a process that serves one invoke at a time. */
 class Environment {
+  private static counter = 0;
+  /** Unique across the server, for invocation records. */
+  public readonly id = ++Environment.counter;
   public readonly ready: Promise<void>;
   public busy = false;
   private readonly proc: ChildProcess;
@@ -103,8 +118,11 @@ class Environment {
   private idleTimer?: NodeJS.Timeout;
   private exited = false;
 
-  constructor(private readonly fn: LocalFunction, private readonly onExit: (env: Environment) => void, log: (line: string) => void) {
-    const env = { ...process.env, ...fn.environment, AWS_LAMBDA_FUNCTION_NAME: fn.name, LAMBDA_TASK_ROOT: fn.codeDir };
+  constructor(fn: LocalFunction, endpoint: string, private readonly onExit: (env: Environment) => void, log: (line: string) => void) {
+    // Code that calls Lambda from inside (a self-invoking warmer) reaches this server too.
+    const env = {
+      ...process.env, AWS_ENDPOINT_URL_LAMBDA: endpoint, ...fn.environment, AWS_LAMBDA_FUNCTION_NAME: fn.name, LAMBDA_TASK_ROOT: fn.codeDir,
+    };
     const stdio: Array<'pipe'> = ['pipe', 'pipe', 'pipe', 'pipe'];
     this.proc = fn.runtime === 'python'
       ? spawn(fn.python ?? 'python3', ['-c', PYTHON_BOOTSTRAP], {
@@ -163,6 +181,22 @@ class Environment {
   }
 }
 
+/** One invoke as the pool served it. */
+export interface InvocationRecord {
+  /** Which environment served it. */
+  readonly environment: number;
+  /** When the request reached the pool (epoch ms). */
+  readonly arrivedMs: number;
+  /** When the pool handed it to the environment: after INIT for a cold start. */
+  readonly startedMs: number;
+  /** When the handler began inside the environment (after the hand-over reached the process). */
+  readonly handlerStartedMs: number;
+  readonly endedMs: number;
+  /** How long the handler ran, measured inside the environment: Lambda's billed duration. */
+  readonly durationMs: number;
+  readonly cold: boolean;
+}
+
 /** What happened on a function, for tests and benchmarks. */
 export interface LocalFunctionStats {
   readonly environmentsStarted: number;
@@ -177,10 +211,13 @@ class FunctionPool {
   private readonly all = new Set<Environment>();
   private busyCount = 0;
   public stats = { environmentsStarted: 0, invocations: 0, throttles: 0, peakConcurrency: 0 };
+  public readonly records: InvocationRecord[] = [];
 
-  constructor(public readonly fn: LocalFunction, private readonly log: (line: string) => void) {}
+  constructor(public readonly fn: LocalFunction, private readonly endpoint: () => string, private readonly log: (line: string) => void) {}
 
   public async invoke(event: unknown, arn: string, requestId: string): Promise<EnvironmentReply | 'throttled'> {
+    const arrivedMs = Date.now();
+    let cold = false;
     let env = this.idle.pop();
     while (env && !env.alive) env = this.idle.pop();
     if (!env) {
@@ -188,7 +225,8 @@ class FunctionPool {
         this.stats.throttles += 1;
         return 'throttled';
       }
-      env = new Environment(this.fn, (e) => this.all.delete(e), this.log);
+      env = new Environment(this.fn, this.endpoint(), (e) => this.all.delete(e), this.log);
+      cold = true;
       this.all.add(env);
       this.stats.environmentsStarted += 1;
     }
@@ -198,7 +236,12 @@ class FunctionPool {
     this.stats.peakConcurrency = Math.max(this.stats.peakConcurrency, this.busyCount);
     try {
       await env.ready;
-      return await env.invoke(event, arn, requestId, this.fn.timeoutMs ?? 30_000);
+      const startedMs = Date.now();
+      const reply = await env.invoke(event, arn, requestId, this.fn.timeoutMs ?? 30_000);
+      const handlerStartedMs = reply.startedAtMs ?? startedMs;
+      const durationMs = reply.durationMs ?? 0;
+      this.records.push({ environment: env.id, arrivedMs, startedMs, handlerStartedMs, endedMs: Date.now(), durationMs, cold });
+      return reply;
     } catch (err) {
       return { error: { errorType: 'Runtime.InitError', errorMessage: (err as Error).message } };
     } finally {
@@ -235,7 +278,7 @@ export class LocalLambda {
   public readonly logs: string[] = [];
 
   constructor(functions: LocalFunction[], private readonly region = 'us-east-1', private readonly account = '123456789012') {
-    for (const fn of functions) this.pools.set(fn.name, new FunctionPool(fn, (line) => this.logs.push(line)));
+    for (const fn of functions) this.pools.set(fn.name, new FunctionPool(fn, () => this.endpoint, (line) => this.logs.push(line)));
   }
 
   /** The base URL of the Invoke API. */
@@ -248,6 +291,16 @@ export class LocalLambda {
   /** The ARN of a function's alias, as the warmer targets it. */
   public aliasArn(name: string, alias = 'live'): string {
     return `arn:aws:lambda:${this.region}:${this.account}:function:${name}:${alias}`;
+  }
+
+  /** Every invoke a function served since the last call, oldest first. */
+  public takeInvocations(name: string): InvocationRecord[] {
+    return this.pool(name).records.splice(0);
+  }
+
+  /** Stops every environment of a function, as if Lambda had reclaimed them all. */
+  public reclaim(name: string): void {
+    this.pool(name).stop();
   }
 
   public stats(name: string): LocalFunctionStats {

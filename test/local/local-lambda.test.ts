@@ -13,6 +13,8 @@ const local = new LocalLambda([
   { name: 'web', runtime: 'python', python, codeDir: APPS, environment: { WARM_WEB_APP: 'counting_app:app', WARM_WEB_APP_KIND: 'wsgi', REQUEST_LOG: requestLog }, idleMs: 1500, maxEnvironments: 3 },
   { name: 'slow', runtime: 'python', python, codeDir: APPS, environment: { WARM_WEB_APP: 'slow_init_app:app', WARM_WEB_APP_KIND: 'wsgi', INIT_SECONDS: '0.3' }, timeoutMs: 5000 },
   { name: 'broken', runtime: 'python', python, codeDir: APPS, environment: { WARM_WEB_APP: 'failing_app:app', WARM_WEB_APP_KIND: 'wsgi' } },
+  { name: 'records', runtime: 'python', python, codeDir: APPS, environment: { WARM_WEB_APP: 'counting_app:app', WARM_WEB_APP_KIND: 'wsgi', REQUEST_LOG: requestLog } },
+  { name: 'selfcall', runtime: 'python', python, codeDir: APPS, environment: { WARM_WEB_APP: 'self_call.handler', WARM_WEB_APP_KIND: 'handler' } },
   { name: 'listener', runtime: 'node', codeDir: APPS, environment: { WARM_WEB_APP: 'counting-listener.app', WARM_WEB_APP_KIND: 'listener', REQUEST_LOG: requestLog } },
 ]);
 let client: LambdaClient;
@@ -64,6 +66,28 @@ test('an idle environment takes the next request; concurrent requests get their 
   expect(local.stats('web').peakConcurrency).toBeGreaterThanOrEqual(3);
 });
 
+test('records which environment served each invoke, and whether it started cold', async () => {
+  const ping = { warmWeb: { v: 1, round: 'rec', expected: 2, holdUntilMs: Date.now() + 400 } };
+  await Promise.all([invoke('records', ping), invoke('records', ping)]);
+  const records = local.takeInvocations('records');
+  expect(records).toHaveLength(2);
+  expect(new Set(records.map((r) => r.environment)).size).toBe(2);
+  for (const r of records) {
+    expect(r.startedMs).toBeGreaterThanOrEqual(r.arrivedMs);
+    expect(r.endedMs).toBeGreaterThanOrEqual(r.startedMs);
+    // Both pings held until the shared deadline, measured inside the environment.
+    expect(r.durationMs).toBeGreaterThan(100);
+    expect(r.durationMs).toBeLessThanOrEqual(r.endedMs - r.startedMs + 1);
+  }
+  expect(records.every((r) => r.cold)).toBe(true);
+  expect(local.takeInvocations('records')).toEqual([]);
+});
+
+test('environments can call the Invoke API of the same server', async () => {
+  const { body } = await invoke('selfcall', { call: 'web' });
+  expect(body.statusCode).toBe(200);
+});
+
 test('beyond maxEnvironments, requests are throttled with TooManyRequestsException', async () => {
   const holdUntilMs = Date.now() + 500;
   const ping = { warmWeb: { v: 1, round: 'r2', expected: 4, holdUntilMs } };
@@ -113,5 +137,5 @@ test('unknown functions and malformed payloads get Lambda\'s errors', async () =
 
 test('the app saw only the HTTP requests, never a ping', () => {
   const paths = fs.readFileSync(requestLog, 'utf-8').trim().split('\n').map((l) => l.split(' ')[1]);
-  expect(paths.sort()).toEqual(['/a', '/b', '/c', '/hello', '/hello', '/hello', '/node']);
+  expect(paths.sort()).toEqual(['/a', '/b', '/c', '/from-inside', '/hello', '/hello', '/hello', '/node']);
 });

@@ -167,6 +167,8 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
 
   public readonly grantPrincipal: iam.IPrincipal;
 
+  private readonly warmed: boolean;
+
   constructor(scope: Construct, id: string, props: WarmWebFunctionProps) {
     super(scope, id);
 
@@ -232,6 +234,7 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
       description: 'All traffic: endpoint, warmer and provisioned concurrency target this alias',
     });
 
+    this.warmed = props.warming !== undefined;
     if (props.warming) {
       validateWarming(props.warming, props.reservedConcurrentExecutions);
       Warmer.of(this).addTarget(Names.nodeUniqueId(this.node), this.alias, props.warming);
@@ -271,6 +274,23 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
    */
   public metricWarmCoverage(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.shimMetric('WarmCoverage', { statistic: 'Minimum', ...props });
+  }
+
+  /**
+   * An alarm that fires when the warmer kept fewer than the wanted environments warm for 15 minutes,
+   * or stopped reporting (missing data counts as breaching).
+   */
+  public addWarmCoverageAlarm(): cloudwatch.Alarm {
+    if (!this.warmed) {
+      throw new Error(`addWarmCoverageAlarm: ${this.node.path} has no warming configured`);
+    }
+    return this.metricWarmCoverage({ period: Duration.minutes(5) }).createAlarm(this, 'WarmCoverageAlarm', {
+      alarmDescription: `Fewer warm environments than wanted for ${this.node.path}, or the warmer stopped`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
   }
 
   private shimMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {

@@ -138,6 +138,26 @@ describe('Warmer', () => {
     expect(stack.resolve(metric.dimensions)).toEqual({ FunctionName: stack.resolve(fn.lambdaFunction.functionName) });
   });
 
+  test('a coverage alarm: below 1 for three 5-minute periods, or no data at all', () => {
+    const stack = new Stack(new App(), 'TestStack');
+    webFunction(stack, 'Web', { warming: {} }).addWarmCoverageAlarm();
+    Template.fromStack(stack).hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'WarmWeb',
+      MetricName: 'WarmCoverage',
+      Statistic: 'Minimum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'LessThanThreshold',
+      EvaluationPeriods: 3,
+      TreatMissingData: 'breaching',
+    });
+  });
+
+  test('a coverage alarm needs warming', () => {
+    const { fn } = warmerStack({});
+    expect(() => fn.addWarmCoverageAlarm()).toThrow(/addWarmCoverageAlarm: TestStack\/Web has no warming configured/);
+  });
+
   test('no unacknowledged cdk-nag finding', () => {
     const { stack } = warmerStack();
     expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);

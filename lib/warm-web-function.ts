@@ -1,11 +1,13 @@
-import { Annotations, CfnOutput, Duration, Names, Token } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Names, Size, Token } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ProvisionedAutoScaling, ProvisionedConcurrencyOptions } from './provisioned-auto-scaling';
 import { shimLayer } from './shim-layer';
+import { monthlyCost } from './strategy-cost';
 import { Warmer, WarmingOptions } from './warmer';
 import { WebApp, WebAppLanguage } from './web-app';
 import { WebCode } from './web-code';
@@ -106,6 +108,56 @@ export interface WarmWebFunctionProps {
   readonly warming?: WarmingOptions;
 
   /**
+   * Provisioned concurrency on the `live` alias, with target tracking and schedules. The app is booted
+   * during INIT, so provisioned environments serve their first request with it loaded.
+   *
+   * @default - none: on-demand environments only
+   */
+  readonly provisionedConcurrency?: ProvisionedConcurrencyOptions;
+
+  /**
+   * Publish versions with SnapStart: INIT runs once per version, and new environments resume from a
+   * snapshot of the booted app. Python 3.12+ only; not with provisioned concurrency or more than 512 MB
+   * of ephemeral storage.
+   *
+   * @default false
+   */
+  readonly snapStart?: boolean;
+
+  /**
+   * Paths the shim requests from the app during INIT (GET, no body), so URL resolvers, templates and ORM
+   * metadata are warm before the first user request and in the SnapStart snapshot. Responses are
+   * discarded; a failing path is logged, never fatal. Web apps only (wsgi, asgi, listener).
+   *
+   * @default - none
+   */
+  readonly prime?: string[];
+
+  /**
+   * INIT that takes longer than this logs a warning and emits `SlowInit` (Lambda restarts an on-demand
+   * INIT that passes 10 s inside the first invoke).
+   *
+   * @default Duration.seconds(8)
+   */
+  readonly initWarningThreshold?: Duration;
+
+  /**
+   * Bound INIT to about 9.5 s: when booting the app takes longer, the rest finishes inside the first
+   * invoke instead of failing INIT (as the Lambda Web Adapter does). On-demand only: not with SnapStart
+   * or provisioned concurrency, whose INIT must finish booting.
+   *
+   * @default false
+   */
+  readonly asyncInit?: boolean;
+
+  /**
+   * The size of /tmp.
+   *
+   * @default Size.mebibytes(512)
+   */
+  readonly ephemeralStorageSize?: Size;
+
+  /**
    * A description of the function.
    *
    * @default - the app kind and spec, e.g. `cdk-warm-web wsgi mysite.wsgi:application`
@@ -165,6 +217,13 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
    */
   public readonly httpApi?: apigwv2.HttpApi;
 
+  /**
+   * The provisioned concurrency auto scaling of the alias, when configured.
+   *
+   * @default - undefined unless `provisionedConcurrency` is set
+   */
+  public readonly provisionedAutoScaling?: ProvisionedAutoScaling;
+
   public readonly grantPrincipal: iam.IPrincipal;
 
   private readonly warmed: boolean;
@@ -180,6 +239,7 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     validateTimeout(timeout);
     validateMemorySize(memorySize);
     validateEnvironment(props.environment ?? {});
+    validateStrategy(props, runtime);
     if (props.reservedConcurrentExecutions !== undefined && !Token.isUnresolved(props.reservedConcurrentExecutions)
       && (!Number.isInteger(props.reservedConcurrentExecutions) || props.reservedConcurrentExecutions < 1)) {
       throw new Error(`reservedConcurrentExecutions must be an integer >= 1, got ${props.reservedConcurrentExecutions}`);
@@ -216,11 +276,14 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
       tracing: props.tracing ?? lambda.Tracing.DISABLED,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       description: props.description ?? `cdk-warm-web ${props.app.kind} ${props.app.spec}`,
+      ephemeralStorageSize: props.ephemeralStorageSize,
+      snapStart: props.snapStart ? lambda.SnapStartConf.ON_PUBLISHED_VERSIONS : undefined,
       environment: {
         ...props.environment,
         ...code.environment,
         WARM_WEB_APP: props.app.spec,
         WARM_WEB_APP_KIND: props.app.kind,
+        ...shimOptions(props),
       },
     });
     this.shimLayer = shim.layer;
@@ -232,7 +295,14 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
       aliasName: WarmWebFunction.ALIAS_NAME,
       version: this.version,
       description: 'All traffic: endpoint, warmer and provisioned concurrency target this alias',
+      // Provisioned before the alias moves to a new version; auto scaling takes over from there.
+      // (Invalid capacities are left to ProvisionedAutoScaling, which names the prop in its error.)
+      provisionedConcurrentExecutions: positiveInteger(props.provisionedConcurrency?.minCapacity),
     });
+    if (props.provisionedConcurrency) {
+      this.provisionedAutoScaling = new ProvisionedAutoScaling(this, 'ProvisionedConcurrency', { alias: this.alias, ...props.provisionedConcurrency });
+    }
+    describeStrategy(this, props, memorySize, props.architecture ?? lambda.Architecture.ARM_64);
 
     this.warmed = props.warming !== undefined;
     if (props.warming) {
@@ -308,6 +378,81 @@ function validateWarming(warming: WarmingOptions, reserved?: number) {
   if (reserved !== undefined && !Token.isUnresolved(reserved) && !Token.isUnresolved(wanted) && wanted > reserved) {
     throw new Error(`warming asks for ${wanted} environments but reservedConcurrentExecutions is ${reserved}: the pings would be throttled`);
   }
+}
+
+function validateStrategy(props: WarmWebFunctionProps, runtime: lambda.Runtime) {
+  if (props.snapStart) {
+    const python = /^python3\.(\d+)$/.exec(runtime.name);
+    if (!python) {
+      throw new Error(`snapStart: Lambda offers SnapStart for Python (3.12+) and Java, not for ${runtime.name}`);
+    }
+    if (Number(python[1]) < 12) {
+      throw new Error(`snapStart: SnapStart for Python needs Python 3.12 or newer, got ${runtime.name}`);
+    }
+    if (props.provisionedConcurrency) {
+      throw new Error('snapStart: Lambda does not support SnapStart and provisioned concurrency on the same version; choose one');
+    }
+    if (props.ephemeralStorageSize && !props.ephemeralStorageSize.isUnresolved() && props.ephemeralStorageSize.toMebibytes() > 512) {
+      throw new Error(`snapStart: SnapStart needs ephemeral storage of at most 512 MiB, got ${props.ephemeralStorageSize.toMebibytes()} MiB`);
+    }
+  }
+  if (props.asyncInit && (props.snapStart || props.provisionedConcurrency)) {
+    throw new Error(`asyncInit: ${props.snapStart ? 'SnapStart' : 'provisioned concurrency'} must snapshot or keep a fully booted app; asyncInit is for on-demand functions only`);
+  }
+  if (props.prime) {
+    if (props.app.kind === 'handler') {
+      throw new Error(`prime: ${props.app.spec} is a plain handler; priming requests need a web app (wsgi, asgi or listener)`);
+    }
+    const bad = props.prime.find((p) => !p.startsWith('/'));
+    if (bad !== undefined) {
+      throw new Error(`prime: paths must start with '/', got '${bad}'`);
+    }
+  }
+  const threshold = props.initWarningThreshold;
+  if (threshold && !threshold.isUnresolved() && (threshold.toMilliseconds() < 100 || threshold.toSeconds() > 10)) {
+    throw new Error(`initWarningThreshold must be between 100 milliseconds and 10 seconds, got ${threshold.toHumanString()}`);
+  }
+}
+
+/** Environment variables that tell the shim about priming, the INIT budget and async INIT. */
+function shimOptions(props: WarmWebFunctionProps): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (props.prime?.length) env.WARM_WEB_PRIME = JSON.stringify(props.prime);
+  if (props.initWarningThreshold) env.WARM_WEB_INIT_WARN_MS = String(props.initWarningThreshold.toMilliseconds());
+  if (props.asyncInit) env.WARM_WEB_ASYNC_INIT = '1';
+  return env;
+}
+
+/**
+ * An info annotation with the monthly cost of each way of keeping environments ready, and a warning
+ * when warmer and provisioned concurrency pay twice for the same environments.
+ */
+function describeStrategy(scope: Construct, props: WarmWebFunctionProps, memoryMb: number, architecture: lambda.Architecture) {
+  const pc = props.provisionedConcurrency;
+  const warmed = props.warming ? Math.max(props.warming.concurrency ?? 1, ...(props.warming.schedules ?? []).map((s) => s.concurrency)) : 0;
+  if (!pc && !warmed && !props.snapStart) return;
+  if (Token.isUnresolved(memoryMb) || (pc && Token.isUnresolved(pc.minCapacity)) || Token.isUnresolved(warmed)) return;
+  if (pc && warmed > 0 && warmed <= pc.minCapacity) {
+    Annotations.of(scope).addWarningV2('cdk-warm-web:warmerAndProvisioned',
+      `warming keeps ${warmed} environments warm but provisioned concurrency already keeps ${pc.minCapacity} ready: the warmer pays for environments that are always ready`);
+  }
+  const environments = Math.max(pc?.minCapacity ?? 0, warmed, 1);
+  const utilization = pc?.utilizationTarget ?? 0.7;
+  const cost = monthlyCost({
+    memoryMb,
+    arm64: architecture === lambda.Architecture.ARM_64,
+    environments,
+    utilization,
+    holdSeconds: (props.warming?.holdTime?.toMilliseconds() ?? 250) / 1000,
+    restoresPerMonth: 30 * 24 * environments,
+  });
+  Annotations.of(scope).addInfo(`ready-environment cost per month (us-east-1, ${environments} x ${memoryMb} MB): `
+    + `warmer $${cost.warmer}; provisioned concurrency $${cost.provisioned} configured, $${cost.provisionedNet} net of its cheaper `
+    + `duration at ${utilization} utilization; SnapStart $${cost.snapStart} (one version, ${30 * 24 * environments} restores). See docs/STRATEGIES.md`);
+}
+
+function positiveInteger(value?: number): number | undefined {
+  return value !== undefined && (Token.isUnresolved(value) || (Number.isInteger(value) && value > 0)) ? value : undefined;
 }
 
 function validateRuntime(app: WebApp, runtime: lambda.Runtime) {

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, Duration, Lazy, Stack } from 'aws-cdk-lib';
+import { App, Duration, Lazy, Size, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -248,5 +248,39 @@ describe('WarmWebFunction validation', () => {
       timeout: Duration.seconds(Lazy.number({ produce: () => 0 })),
       reservedConcurrentExecutions: Lazy.number({ produce: () => 0 }),
     })).not.toThrow();
+  });
+});
+
+describe('WarmWebFunction cold-start strategy', () => {
+  test('snapStart publishes versions with SnapStart on', () => {
+    const { stack } = stackWith({ snapStart: true });
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', { SnapStart: { ApplyOn: 'PublishedVersions' } });
+    Annotations.fromStack(stack).hasInfo('*', Match.stringLikeRegexp('SnapStart \\$[0-9.]+ \\(one version'));
+  });
+
+  test('priming paths, INIT warning threshold and async INIT reach the shim', () => {
+    const { stack } = stackWith({ prime: ['/', '/health'], initWarningThreshold: Duration.seconds(5), asyncInit: true });
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: { WARM_WEB_PRIME: '["/","/health"]', WARM_WEB_INIT_WARN_MS: '5000', WARM_WEB_ASYNC_INIT: '1' } },
+    });
+  });
+
+  test('without them the shim gets no options', () => {
+    const { stack } = stackWith();
+    const vars = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))[0].Properties.Environment.Variables;
+    expect(Object.keys(vars).sort()).toEqual(['WARM_WEB_APP', 'WARM_WEB_APP_KIND']);
+  });
+
+  test.each([
+    [{ app: WebApp.nodeRequestListener('server.app'), snapStart: true }, /snapStart: Lambda offers SnapStart for Python \(3.12\+\) and Java, not for nodejs24.x/],
+    [{ snapStart: true, provisionedConcurrency: { minCapacity: 1, maxCapacity: 2 } }, /snapStart: Lambda does not support SnapStart and provisioned concurrency on the same version/],
+    [{ snapStart: true, ephemeralStorageSize: Size.gibibytes(1) }, /snapStart: SnapStart needs ephemeral storage of at most 512 MiB, got 1024 MiB/],
+    [{ asyncInit: true, snapStart: true }, /asyncInit: SnapStart must snapshot or keep a fully booted app/],
+    [{ asyncInit: true, provisionedConcurrency: { minCapacity: 1, maxCapacity: 2 } }, /asyncInit: provisioned concurrency must snapshot or keep a fully booted app/],
+    [{ app: WebApp.pythonHandler('app.handler'), prime: ['/'] }, /prime: app.handler is a plain handler/],
+    [{ prime: ['health'] }, /prime: paths must start with '\/', got 'health'/],
+    [{ initWarningThreshold: Duration.seconds(12) }, /initWarningThreshold must be between 100 milliseconds and 10 seconds, got 12 seconds/],
+  ])('rejects %#', (props, message) => {
+    expect(() => stackWith(props as Partial<WarmWebFunctionProps>)).toThrow(message);
   });
 });

@@ -1,0 +1,262 @@
+import { Duration, Stack, Token } from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import { Construct } from 'constructs';
+
+/**
+ * The statistic target tracking follows.
+ */
+export enum UtilizationStatistic {
+  /** The AWS default: the average over the minute hides short bursts. */
+  AVERAGE = 'Average',
+  /** The busiest moment of the minute: scales out on bursts that the average smooths away. */
+  MAXIMUM = 'Maximum',
+}
+
+/**
+ * Options for a scheduled capacity change.
+ */
+export interface CapacityCronOptions extends scheduler.CronOptionsWithTimezone {
+  /**
+   * The minimum capacity from this time on.
+   *
+   * @default - unchanged
+   */
+  readonly minCapacity?: number;
+
+  /**
+   * The maximum capacity from this time on.
+   *
+   * @default - unchanged
+   */
+  readonly maxCapacity?: number;
+}
+
+/**
+ * A scheduled change of the provisioned concurrency range. Its cron fields are the warmer's
+ * (`WarmSchedule.cron`), so one calendar can drive both: see `WarmCalendar`.
+ */
+export class CapacitySchedule {
+  /**
+   * Change min and/or max capacity at the times of a cron expression, in a time zone.
+   */
+  public static cron(options: CapacityCronOptions): CapacitySchedule {
+    if (options.minCapacity === undefined && options.maxCapacity === undefined) {
+      throw new Error('CapacitySchedule.cron: give minCapacity, maxCapacity or both');
+    }
+    return new CapacitySchedule(options);
+  }
+
+  private constructor(public readonly options: CapacityCronOptions) {}
+}
+
+/**
+ * Provisioned concurrency on the `live` alias, scaled by Application Auto Scaling.
+ */
+export interface ProvisionedConcurrencyOptions {
+  /** Environments kept initialised at all times (outside schedules). */
+  readonly minCapacity: number;
+
+  /** The most environments auto scaling may provision. */
+  readonly maxCapacity: number;
+
+  /**
+   * Target utilization of the provisioned environments, 0.1–0.9.
+   *
+   * @default 0.7
+   */
+  readonly utilizationTarget?: number;
+
+  /**
+   * The statistic of `ProvisionedConcurrencyUtilization` that target tracking follows.
+   *
+   * @default UtilizationStatistic.MAXIMUM
+   */
+  readonly statistic?: UtilizationStatistic;
+
+  /**
+   * How long after a scale-in before another.
+   *
+   * @default - Application Auto Scaling's default
+   */
+  readonly scaleInCooldown?: Duration;
+
+  /**
+   * How long after a scale-out before another.
+   *
+   * @default - Application Auto Scaling's default
+   */
+  readonly scaleOutCooldown?: Duration;
+
+  /**
+   * Scheduled changes of the range, e.g. `WarmCalendar.capacitySchedules()`.
+   *
+   * @default - none
+   */
+  readonly schedules?: CapacitySchedule[];
+}
+
+/**
+ * Properties of `ProvisionedAutoScaling`.
+ */
+export interface ProvisionedAutoScalingProps extends ProvisionedConcurrencyOptions {
+  /** The alias to provision: it must point at a published version. */
+  readonly alias: lambda.Alias;
+}
+
+/**
+ * Provisioned concurrency on an alias with target tracking (Average or Maximum), scheduled actions
+ * and alarm helpers. Because the cdk-warm-web shim boots the app during INIT, provisioned
+ * environments serve their first request with the app already loaded.
+ */
+export class ProvisionedAutoScaling extends Construct {
+  /** The Application Auto Scaling target. */
+  public readonly scalableTarget: appscaling.ScalableTarget;
+
+  private readonly alias: lambda.Alias;
+
+  constructor(scope: Construct, id: string, props: ProvisionedAutoScalingProps) {
+    super(scope, id);
+    const target = props.utilizationTarget ?? 0.7;
+    validate(props, target);
+    this.alias = props.alias;
+
+    this.scalableTarget = new appscaling.ScalableTarget(this, 'Target', {
+      serviceNamespace: appscaling.ServiceNamespace.LAMBDA,
+      scalableDimension: 'lambda:function:ProvisionedConcurrency',
+      resourceId: `function:${props.alias.lambda.functionName}:${props.alias.aliasName}`,
+      minCapacity: props.minCapacity,
+      maxCapacity: props.maxCapacity,
+    });
+    // The version must exist, with its provisioned concurrency, before auto scaling registers it.
+    this.scalableTarget.node.addDependency(props.alias);
+
+    this.scalableTarget.scaleToTrackMetric('Utilization', {
+      targetValue: target,
+      customMetric: this.metricUtilization({ statistic: props.statistic ?? UtilizationStatistic.MAXIMUM, period: Duration.minutes(1) }),
+      scaleInCooldown: props.scaleInCooldown,
+      scaleOutCooldown: props.scaleOutCooldown,
+    });
+
+    (props.schedules ?? []).forEach((schedule, i) => {
+      const { minCapacity, maxCapacity, timeZone, ...cron } = schedule.options;
+      this.scalableTarget.scaleOnSchedule(`Schedule${i}`, {
+        schedule: appscaling.Schedule.cron(cron),
+        timeZone,
+        minCapacity,
+        maxCapacity,
+      });
+    });
+  }
+
+  /**
+   * `ProvisionedConcurrencyUtilization` of the alias: share of provisioned environments in use.
+   *
+   * @default - maximum over 1 minute
+   */
+  public metricUtilization(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.aliasMetric('ProvisionedConcurrencyUtilization', { statistic: 'Maximum', period: Duration.minutes(1), ...props });
+  }
+
+  /**
+   * `ProvisionedConcurrencySpilloverInvocations`: requests that found no provisioned environment
+   * free and went to an on-demand one (a possible cold start).
+   *
+   * @default - sum over 5 minutes
+   */
+  public metricSpilloverInvocations(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.aliasMetric('ProvisionedConcurrencySpilloverInvocations', { statistic: 'Sum', ...props });
+  }
+
+  /**
+   * Alarms as soon as a request spills over to on-demand environments.
+   */
+  public addSpilloverAlarm(): cloudwatch.Alarm {
+    return this.metricSpilloverInvocations({ period: Duration.minutes(5) }).createAlarm(this, 'SpilloverAlarm', {
+      alarmDescription: `Requests to ${this.alias.node.path} spilled over provisioned concurrency`,
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  /**
+   * Alarms when provisioned environments are nearly all busy (maximum utilization over `threshold`
+   * for 3 of 3 minutes): auto scaling is at its limit or too slow.
+   *
+   * @param threshold utilization, 0–1
+   * @default 0.9
+   */
+  public addUtilizationAlarm(threshold = 0.9): cloudwatch.Alarm {
+    if (threshold <= 0 || threshold > 1) {
+      throw new Error(`addUtilizationAlarm: threshold must be in (0, 1], got ${threshold}`);
+    }
+    return this.metricUtilization().createAlarm(this, 'UtilizationAlarm', {
+      alarmDescription: `Provisioned concurrency of ${this.alias.node.path} is nearly exhausted`,
+      threshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  private aliasMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/Lambda',
+      metricName,
+      dimensionsMap: {
+        FunctionName: this.alias.lambda.functionName,
+        Resource: `${this.alias.lambda.functionName}:${this.alias.aliasName}`,
+      },
+      region: Stack.of(this).region,
+      ...props,
+    });
+  }
+}
+
+function validate(props: ProvisionedAutoScalingProps, target: number) {
+  const { minCapacity, maxCapacity } = props;
+  if (props.alias.version.version === '$LATEST') {
+    throw new Error(`provisioned concurrency needs a published version; alias ${props.alias.aliasName} points at $LATEST`);
+  }
+  if (!Token.isUnresolved(minCapacity) && (!Number.isInteger(minCapacity) || minCapacity < 0)) {
+    throw new Error(`provisionedConcurrency.minCapacity must be an integer >= 0, got ${minCapacity}`);
+  }
+  if (!Token.isUnresolved(maxCapacity) && (!Number.isInteger(maxCapacity) || maxCapacity < 1)) {
+    throw new Error(`provisionedConcurrency.maxCapacity must be an integer >= 1, got ${maxCapacity}`);
+  }
+  if (!Token.isUnresolved(minCapacity) && !Token.isUnresolved(maxCapacity) && maxCapacity < minCapacity) {
+    throw new Error(`provisionedConcurrency.maxCapacity (${maxCapacity}) is less than minCapacity (${minCapacity})`);
+  }
+  if (!Token.isUnresolved(target) && (target < 0.1 || target > 0.9)) {
+    throw new Error(`provisionedConcurrency.utilizationTarget must be between 0.1 and 0.9, got ${target}`);
+  }
+  (props.schedules ?? []).forEach((schedule, i) => {
+    const min = schedule.options.minCapacity ?? minCapacity;
+    const max = schedule.options.maxCapacity ?? maxCapacity;
+    if (!Token.isUnresolved(min) && !Token.isUnresolved(max) && max < min) {
+      throw new Error(`provisionedConcurrency.schedules[${i}] would set maxCapacity ${max} below minCapacity ${min}`);
+    }
+  });
+  checkScheduleTimes(props.schedules ?? []);
+}
+
+/** Two schedules firing at the same time must agree, or which one wins is up to chance. */
+function checkScheduleTimes(schedules: CapacitySchedule[]) {
+  const seen = new Map<string, number>();
+  schedules.forEach((schedule, i) => {
+    const { minCapacity, maxCapacity, timeZone, ...cron } = schedule.options;
+    const key = JSON.stringify({ cron, timeZone: timeZone?.timezoneName });
+    const earlier = seen.get(key);
+    if (earlier !== undefined) {
+      const other = schedules[earlier].options;
+      if (other.minCapacity !== minCapacity || other.maxCapacity !== maxCapacity) {
+        throw new Error(`provisionedConcurrency.schedules[${earlier}] and schedules[${i}] fire at the same time with different capacities`);
+      }
+    }
+    seen.set(key, i);
+  });
+}

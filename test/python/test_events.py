@@ -1,0 +1,139 @@
+"""Event recognition, bad events, app failures, and response encoding rules."""
+import base64
+import json
+
+import pytest
+
+import rawapps
+from conftest import FakeContext
+from eventshapes import SHAPES, Spec, alb, http_v2, read, rest_v1
+from warm_web import events
+from warm_web.loader import load
+
+BAD_SHAPE = {"statusCode": 400, "headers": {"content-type": "text/plain; charset=utf-8"}}
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def raw(request):
+    spec = "rawapps:wsgi_app" if request.param == "wsgi" else "rawapps:asgi_without_lifespan"
+    return load(spec, request.param)
+
+
+@pytest.mark.parametrize("event", [
+    {"foo": 1}, {"Records": []}, {"requestContext": {}}, {"httpMethod": "GET"},
+    {"version": "1.0", "requestContext": "x"}, [1, 2], "GET /", None,
+], ids=repr)
+def test_unknown_shape_gets_the_400_answer(raw, capsys, event):
+    before = rawapps.STATS["requests"]
+    answer = raw.handle(event, FakeContext())
+    assert {k: answer[k] for k in ("statusCode", "headers")} == BAD_SHAPE
+    assert answer["body"].startswith("warm-web: unrecognised event shape")
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "unrecognised event shape" in line]) == 1
+    assert rawapps.STATS["requests"] == before
+
+
+def test_recognised_shapes():
+    spec = Spec(path="/x")
+    assert events.recognise(rest_v1(spec)) is events.REST
+    assert events.recognise(http_v2(spec)) is events.HTTP
+    assert events.recognise(SHAPES["url"](spec)) is events.HTTP
+    assert events.recognise(alb(spec, multi=True)) is events.ALB
+    assert events.recognise(alb(spec, multi=False)) is events.ALB
+
+
+def test_malformed_recognised_event_gets_400(raw):
+    event = http_v2(Spec(path="/x"))
+    del event["requestContext"]["http"]
+    assert raw.handle(event, FakeContext())["statusCode"] == 400
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_app_exception_is_a_500_and_the_next_request_works(raw, capsys, shape):
+    answer = read(shape, raw.handle(SHAPES[shape](Spec(path="/boom")), FakeContext()))
+    assert answer.status == 500
+    assert answer.body == b"Internal Server Error"
+    assert "RuntimeError: boom" in capsys.readouterr().err
+    answer = read(shape, raw.handle(SHAPES[shape](Spec(path="/fine")), FakeContext()))
+    assert (answer.status, answer.body) == (200, b"ok /fine")
+
+
+def test_framework_500s_keep_serving(shims):
+    for name, shim in shims.items():
+        assert shim.handle(http_v2(Spec(path="/boom")), FakeContext())["statusCode"] == 500
+        assert shim.handle(http_v2(Spec(path="/text")), FakeContext())["statusCode"] == 200
+
+
+def _wsgi_response(headers, body):
+    def app(environ, start_response):
+        start_response("200 OK", headers)
+        return [body]
+    return app
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_content_encoded_bodies_go_base64(shape, monkeypatch):
+    gz = b"plain ascii pretending to be gzip"
+    monkeypatch.setattr(rawapps, "encoded", _wsgi_response(
+        [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")], gz), raising=False)
+    answer = load("rawapps:encoded", "wsgi").handle(SHAPES[shape](Spec(path="/")), FakeContext())
+    assert answer["isBase64Encoded"] is True
+    assert base64.b64decode(answer["body"]) == gz
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_repeated_headers(shape, monkeypatch):
+    monkeypatch.setattr(rawapps, "repeated", _wsgi_response(
+        [("Vary", "Accept"), ("Vary", "Cookie"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"),
+         ("Set-Cookie", "c=3; Expires=Wed, 21 Oct 2037 07:28:00 GMT")], b""), raising=False)
+    answer = load("rawapps:repeated", "wsgi").handle(SHAPES[shape](Spec(path="/")), FakeContext())
+    got = read(shape, answer)
+    assert got.headers["vary"] == "Accept, Cookie"
+    assert got.cookies == ["a=1", "b=2", "c=3; Expires=Wed, 21 Oct 2037 07:28:00 GMT"]
+    assert answer["body"] == "" and answer["isBase64Encoded"] is False
+    if shape in ("rest", "alb-multi"):
+        assert answer["multiValueHeaders"]["Vary"] == ["Accept", "Cookie"]
+    if shape == "alb-single":
+        assert len({name.lower() for name in answer["headers"]}) < len(answer["headers"])
+
+
+def test_request_environ_details(monkeypatch):
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        seen["body"] = environ["wsgi.input"].read()
+        start_response("204 No Content", [])
+        return []
+
+    monkeypatch.setattr(rawapps, "spy", app, raising=False)
+    shim = load("rawapps:spy", "wsgi")
+    spec = Spec(method="PUT", path="/a%2Fb/c%C3%A9", query="x=%2F&y=1",
+                headers={"content-type": "text/plain", "x_sneaky": "1",
+                         "x-forwarded-proto": "http"},
+                body="héllo".encode())
+    shim.handle(http_v2(spec, decoded_path=False), FakeContext())
+    assert seen["PATH_INFO"] == "/a/b/c\xc3\xa9"
+    assert seen["QUERY_STRING"] == "x=%2F&y=1"
+    assert seen["CONTENT_TYPE"] == "text/plain"
+    assert seen["CONTENT_LENGTH"] == "6" and seen["body"] == "héllo".encode()
+    assert seen["wsgi.url_scheme"] == "http" and seen["SERVER_PORT"] == "443"
+    assert seen["REMOTE_ADDR"] == "203.0.113.7"
+    assert "HTTP_X_SNEAKY" not in seen
+    assert seen["REQUEST_METHOD"] == "PUT"
+
+    seen.clear()
+    shim.handle(alb(Spec(path="/"), multi=False), FakeContext())
+    assert seen["REMOTE_ADDR"] == "203.0.113.7"
+    assert seen["SERVER_NAME"] == "my-alb-1234567890.us-east-1.elb.amazonaws.com"
+
+
+@pytest.mark.parametrize("shape", ["rest", "alb-multi"])
+def test_repeated_request_headers_are_joined(shims, shape):
+    event = SHAPES[shape](Spec(path="/echo/h", headers={"x-test": "one"}))
+    headers = event["multiValueHeaders"]
+    headers["Cookie" if shape == "rest" else "cookie"] = ["a=1", "b=2"]
+    headers["X-Test" if shape == "rest" else "x-test"] = ["one", "two"]
+    seen = json.loads(read(shape, shims["flask"].handle(event, FakeContext())).body)
+    assert seen["cookies"] == [["a", "1"], ["b", "2"]]
+    assert seen["x_test"] == "one, two"

@@ -1,0 +1,67 @@
+"""Stage prefixes become SCRIPT_NAME / root_path; the raw event and context reach the app."""
+import json
+
+import pytest
+
+import rawapps
+from conftest import FakeContext
+from eventshapes import API_HOST, SHAPES, Spec, http_v2, read, rest_v1
+from warm_web.loader import load
+
+WHERE = Spec(path="/where")
+
+# framework: (app-side script name, path the app routes on, URL the app builds for itself)
+EXPECTED = {
+    "django": lambda prefix: (prefix, "/where", f"{prefix}/where"),
+    "flask": lambda prefix: (prefix, "/where", f"{prefix}/where"),
+    "fastapi": lambda prefix: (prefix, f"{prefix}/where", f"https://{API_HOST}{prefix}/where"),
+}
+
+
+@pytest.mark.parametrize("framework", list(EXPECTED))
+@pytest.mark.parametrize("event, prefix", [
+    (rest_v1(WHERE, stage="prod"), "/prod"),
+    (rest_v1(WHERE, stage="prod", base_path="/api/v1"), "/api/v1"),
+    (rest_v1(WHERE, stage="prod", base_path=""), ""),
+    (http_v2(WHERE, stage="beta"), "/beta"),
+    (http_v2(WHERE), ""),
+], ids=["rest-stage", "rest-base-path", "rest-custom-domain", "http-stage", "http-default"])
+def test_prefix_is_the_script_name(shims, framework, event, prefix):
+    shape = "rest" if "httpMethod" in event else "http"
+    answer = read(shape, shims[framework].handle(event, FakeContext()))
+    assert answer.status == 200
+    seen = json.loads(answer.body)
+    script_name, path_info, reverse = EXPECTED[framework](prefix)
+    assert seen["script_name"] == script_name
+    assert seen["path_info"] == path_info
+    assert seen["url"] == f"https://{API_HOST}{prefix}/where"
+    assert seen["reverse"] == reverse
+
+
+@pytest.mark.parametrize("event, script_name, path_info", [
+    (rest_v1(Spec(path="/"), stage="prod"), "/prod", "/"),
+    (http_v2(Spec(path="/"), stage="beta"), "/beta", "/"),
+    # Through a custom domain the stage is not in rawPath; a path that merely starts alike stays.
+    ({**http_v2(Spec(path="/x"), stage="beta"), "rawPath": "/betamax"}, "", "/betamax"),
+], ids=["rest-stage-root", "http-stage-root", "http-stage-lookalike"])
+def test_prefix_edges(monkeypatch, event, script_name, path_info):
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        start_response("204 No Content", [])
+        return []
+
+    monkeypatch.setattr(rawapps, "spy", app, raising=False)
+    load("rawapps:spy", "wsgi").handle(event, FakeContext())
+    assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == (script_name, path_info)
+
+
+@pytest.mark.parametrize("framework", ["django", "flask", "fastapi"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_event_and_context_reach_the_app(shims, framework, shape):
+    event = SHAPES[shape](Spec(path="/aws"))
+    event.setdefault("requestContext", {})["requestId"] = f"id-{shape}"
+    answer = read(shape, shims[framework].handle(event, FakeContext(remaining_ms=12_345)))
+    assert json.loads(answer.body) == {
+        "requestId": f"id-{shape}", "function": "warm-web-tests", "remaining": 12_345}

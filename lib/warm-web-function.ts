@@ -143,8 +143,8 @@ export interface WarmWebFunctionProps {
 
   /**
    * Bound INIT to about 9.5 s: when booting the app takes longer, the rest finishes inside the first
-   * invoke instead of failing INIT (as the Lambda Web Adapter does). On-demand only: not with SnapStart
-   * or provisioned concurrency, whose INIT must finish booting.
+   * invoke instead of failing INIT (as the Lambda Web Adapter does). Python apps, on-demand only: not with
+   * SnapStart or provisioned concurrency, whose INIT must finish booting.
    *
    * @default false
    */
@@ -395,6 +395,9 @@ function validateStrategy(props: WarmWebFunctionProps, runtime: lambda.Runtime) 
     if (props.ephemeralStorageSize && !props.ephemeralStorageSize.isUnresolved() && props.ephemeralStorageSize.toMebibytes() > 512) {
       throw new Error(`snapStart: SnapStart needs ephemeral storage of at most 512 MiB, got ${props.ephemeralStorageSize.toMebibytes()} MiB`);
     }
+  }
+  if (props.asyncInit && props.app.language !== WebAppLanguage.PYTHON) {
+    throw new Error(`asyncInit: only the Python shim can finish booting in the first invoke; ${props.app.spec} is a Node app`);
   }
   if (props.asyncInit && (props.snapStart || props.provisionedConcurrency)) {
     throw new Error(`asyncInit: ${props.snapStart ? 'SnapStart' : 'provisioned concurrency'} must snapshot or keep a fully booted app; asyncInit is for on-demand functions only`);

@@ -277,6 +277,7 @@ describe('WarmWebFunction cold-start strategy', () => {
     [{ snapStart: true, ephemeralStorageSize: Size.gibibytes(1) }, /snapStart: SnapStart needs ephemeral storage of at most 512 MiB, got 1024 MiB/],
     [{ asyncInit: true, snapStart: true }, /asyncInit: SnapStart must snapshot or keep a fully booted app/],
     [{ asyncInit: true, provisionedConcurrency: { minCapacity: 1, maxCapacity: 2 } }, /asyncInit: provisioned concurrency must snapshot or keep a fully booted app/],
+    [{ app: WebApp.nodeRequestListener('server.app'), asyncInit: true }, /asyncInit: only the Python shim can finish booting in the first invoke; server.app is a Node app/],
     [{ app: WebApp.pythonHandler('app.handler'), prime: ['/'] }, /prime: app.handler is a plain handler/],
     [{ prime: ['health'] }, /prime: paths must start with '\/', got 'health'/],
     [{ initWarningThreshold: Duration.seconds(12) }, /initWarningThreshold must be between 100 milliseconds and 10 seconds, got 12 seconds/],

@@ -10,11 +10,15 @@ import { snapshotTemplate } from './snapshot';
 import { DjangoExampleStack } from '../examples/django/app';
 import { ExpressExampleStack } from '../examples/express/app';
 import { FastApiExampleStack } from '../examples/fastapi/app';
+import { ProvisionedExampleStack } from '../examples/provisioned/app';
+import { SnapStartExampleStack } from '../examples/snapstart/app';
 
 const EXAMPLES: Record<string, (app: App) => Stack> = {
   django: (app) => new DjangoExampleStack(app, 'WarmWebDjango'),
   fastapi: (app) => new FastApiExampleStack(app, 'WarmWebFastApi'),
   express: (app) => new ExpressExampleStack(app, 'WarmWebExpress'),
+  provisioned: (app) => new ProvisionedExampleStack(app, 'WarmWebProvisioned'),
+  snapstart: (app) => new SnapStartExampleStack(app, 'WarmWebSnapStart'),
 };
 
 const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-examples-'));

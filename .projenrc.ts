@@ -1,4 +1,5 @@
 import { awscdk, javascript } from 'projen';
+import { UpdateSnapshot } from 'projen/lib/javascript';
 
 const project = new awscdk.AwsCdkConstructLibrary({
   name: 'cdk-warm-web',
@@ -33,6 +34,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
   ],
   lambdaAutoDiscover: false,
   jestOptions: {
+    // A snapshot that no longer matches fails the run: template changes are reviewed, not rewritten.
+    updateSnapshot: UpdateSnapshot.NEVER,
     jestConfig: {
       // lib/ holds both the sources and jsii's output: test the sources, not a stale build.
       moduleFileExtensions: ['ts', 'js', 'json', 'node'],

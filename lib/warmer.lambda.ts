@@ -120,8 +120,9 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
       if (!answer.coldStart) {
         // A warm environment that held nothing was reached after the barrier: it may have served
         // another ping of this round first, so the hold was too short for the dispatch spread.
-        if ((answer.heldMs ?? 0) <= 0) lateWarm += 1;
-        else {
+        if ((answer.heldMs ?? 0) <= 0) {
+          lateWarm += 1;
+        } else {
           const arrivalMs = holdUntilMs - answer.heldMs! - roundStart;
           firstArrivalMs = Math.min(firstArrivalMs, arrivalMs);
           lastArrivalMs = Math.max(lastArrivalMs, arrivalMs);

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from conftest import FakeContext
+from lambdatest import FakeContext
 from eventshapes import SHAPES, HOSTS, Spec, alb_single_view, read
 from frameworks import FRAMEWORKS
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, HERE
+from lambdatest import ROOT, HERE
 from eventshapes import Spec, http_v2
 
 SCRIPT = """

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import rawapps
-from conftest import FakeContext
+from lambdatest import FakeContext
 from eventshapes import SHAPES, Spec, alb, http_v2, read, rest_v1
 from warm_web import events
 from warm_web.loader import load

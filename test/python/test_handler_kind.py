@@ -2,7 +2,7 @@
 import pytest
 
 import plainhandler
-from conftest import FakeContext
+from lambdatest import FakeContext
 from eventshapes import Spec, http_v2
 from warm_web.loader import load
 

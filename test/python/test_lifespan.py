@@ -5,7 +5,7 @@ import pytest
 
 import fastapiapp
 import rawapps
-from conftest import FakeContext
+from lambdatest import FakeContext
 from eventshapes import Spec, http_v2, read
 from warm_web.loader import load
 

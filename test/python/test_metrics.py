@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import FakeContext
+from lambdatest import FakeContext
 from eventshapes import Spec, http_v2
 from warm_web.loader import load
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 import rawapps
-from conftest import FakeContext
+from lambdatest import FakeContext
 from eventshapes import API_HOST, SHAPES, Spec, http_v2, read, rest_v1
 from warm_web.loader import load
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import FakeContext
+from lambdatest import FakeContext
 from frameworks import FRAMEWORKS, requests_seen
 from warm_web import warm
 from warm_web.loader import load

@@ -20,9 +20,11 @@ interface Run {
   readonly emf: Json[];
   /** One per event: the handler's result, or `{ error }` when the invoke failed. */
   readonly results: Json[];
+  /** Other stdout lines (console.info). */
+  readonly logs: string[];
 }
 
-function run(app: string, kind: string, events: unknown[]): Promise<Run> {
+function run(app: string, kind: string, events: unknown[], extraEnv: Record<string, string> = {}): Promise<Run> {
   const env = {
     PATH: process.env.PATH,
     LAMBDA_TASK_ROOT: FIXTURES,
@@ -30,21 +32,26 @@ function run(app: string, kind: string, events: unknown[]): Promise<Run> {
     WARM_WEB_APP_KIND: kind,
     AWS_LAMBDA_FUNCTION_NAME: 'bundle-fn',
     NODE_ENV: 'production',
+    ...extraEnv,
   };
   return new Promise((resolve) => {
     execFile(NODE, [RUNNER, bundle, JSON.stringify(events)], { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const emf: Json[] = [];
       const results: Json[] = [];
+      const logs: string[] = [];
       for (const line of stdout.split('\n').filter(Boolean)) {
         if (line.startsWith('RESULT ')) {
           results.push(JSON.parse(line.slice('RESULT '.length)) as Json);
         } else if (line.startsWith('ERROR ')) {
           results.push({ error: line.slice('ERROR '.length) });
-        } else {
+        } else if (line.startsWith('{')) {
           emf.push(JSON.parse(line) as Json);
+        } else {
+          // console.info goes to stdout too (the priming summary).
+          logs.push(line);
         }
       }
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr, emf, results });
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr, emf, results, logs });
     });
   });
 }
@@ -132,4 +139,34 @@ test('an ES module that needs import() and lacks the export fails every invoke n
     { error: expect.stringContaining('WARM_WEB_APP="esm-tla.nothere"') },
     { error: expect.stringContaining('has no export "nothere"') },
   ]);
+});
+
+test('primes from WARM_WEB_PRIME before the first invoke, which is still the one cold start', async () => {
+  const { code, emf, results, logs, stderr } = await run('express-app.app', 'listener', [
+    eventFor('url', { method: 'GET', path: '/count' }),
+    { warmWeb: { v: 1, round: 'r', expected: 1, holdUntilMs: 0 } },
+  ], { WARM_WEB_PRIME: '["/hello","/fail"]' });
+  expect(code).toBe(0);
+  // Two priming requests reached Express before the first invoke, its third request.
+  expect(JSON.parse(results[0].body as string)).toEqual({ requests: 3 });
+  expect(results[1]).toMatchObject({ warmWeb: { coldStart: false } });
+  expect(logs).toEqual([expect.stringMatching(/primed 2 paths in [\d.]+ ms: \/hello 200, \/fail 500$/)]);
+  expect(stderr).toContain('warm-web: priming GET /fail failed with status 500 (not fatal)');
+  expect(emf).toEqual([expect.objectContaining({ ColdStart: 1, FunctionName: 'bundle-fn' })]);
+});
+
+test('reports an INIT slower than WARM_WEB_INIT_WARN_MS with one SlowInit line at INIT', async () => {
+  const slow = await run('slow-listener.listener', 'listener', [eventFor('http', { method: 'GET', path: '/' })], { WARM_WEB_INIT_WARN_MS: '100' });
+  expect(slow.code).toBe(0);
+  expect(slow.results[0]).toMatchObject({ statusCode: 200, body: 'booted' });
+  expect(slow.stderr).toMatch(/warm-web: slow INIT: [\d.]+ ms \(load and priming\) is over the WARM_WEB_INIT_WARN_MS threshold of 100 ms/);
+  const [slowInit, coldStart] = slow.emf;
+  expect(slow.emf).toHaveLength(2);
+  expect(slowInit).toMatchObject({ SlowInit: 1, InitWarnMs: 100, FunctionName: 'bundle-fn' });
+  expect(coldStart).toMatchObject({ ColdStart: 1, InitDurationMs: slowInit.InitDurationMs, EnvironmentId: slowInit.EnvironmentId });
+  expect(slowInit.InitDurationMs).toBeGreaterThanOrEqual(140);
+
+  const quick = await run('slow-listener.listener', 'listener', [eventFor('http', { method: 'GET', path: '/' })]);
+  expect(quick.emf).toEqual([expect.objectContaining({ ColdStart: 1 })]);
+  expect(quick.stderr).not.toContain('slow INIT');
 });

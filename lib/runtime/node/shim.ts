@@ -3,22 +3,27 @@ import { formatResponse, recogniseEvent, unrecognisedEventResponse } from './eve
 import { callHandler } from './handler';
 import { serveRequest } from './listener';
 import { type LoadedApp, loadApp, type LoadOptions } from './loader';
-import { emitColdStart } from './metrics';
+import { emitColdStart, emitSlowInit } from './metrics';
+import { DEFAULT_INIT_WARN_MS, prime } from './prime';
 import { monotonicMs, round1 } from './time';
 import { answerWarmPing, isWarmPing } from './warm';
 
 export interface ShimOptions extends LoadOptions {
   /** The EMF FunctionName dimension (AWS_LAMBDA_FUNCTION_NAME). */
   readonly functionName?: string;
+  /** Paths to GET through the app once it is loaded, before any invoke is served (WARM_WEB_PRIME). */
+  readonly prime?: readonly string[];
+  /** INIT (load and priming) longer than this logs a warning and emits SlowInit (WARM_WEB_INIT_WARN_MS). @default 8000 */
+  readonly initWarnMs?: number;
 }
 
 export interface Shim {
   /** The Lambda handler: `(event, context) => Promise<result>`. */
   readonly handler: (event: unknown, context: Context) => Promise<unknown>;
-  /** Settles when INIT is done; rejects with the load error if the app could not be loaded. */
+  /** Settles when INIT (load and priming) is done; rejects with the load error if the app could not be loaded. */
   readonly ready: Promise<void>;
   readonly environmentId: string;
-  /** Time spent loading the app, in ms; `undefined` until `ready` has resolved. */
+  /** Time spent loading and priming the app, in ms; `undefined` until `ready` has resolved. */
   readonly initDurationMs: number | undefined;
 }
 
@@ -58,31 +63,49 @@ function invokerFor(app: LoadedApp): Invoke {
 }
 
 /**
- * Starts INIT now: creates the environment id and loads the app. Throws when the app cannot be loaded
- * synchronously (so a module importing this fails INIT with that error); when loading needs import(),
- * `ready` rejects instead and every invoke fails with the same error.
+ * Starts INIT now: creates the environment id, loads the app and primes it. Throws when the app cannot
+ * be loaded synchronously (so a module importing this fails INIT with that error); when loading needs
+ * import(), `ready` rejects instead and every invoke fails with the same error. Priming is asynchronous:
+ * invokes wait for it (it never fails INIT).
  */
 export function createShim(options: ShimOptions): Shim {
   const started = monotonicMs();
   const environmentId = newEnvironmentId();
   const functionName = options.functionName || 'unknown';
+  const primePaths = options.prime ?? [];
+  const initWarnMs = options.initWarnMs ?? DEFAULT_INIT_WARN_MS;
   let state: InitState | undefined;
   let served = false;
 
-  const initialised = (app: LoadedApp): InitState => {
-    state = { invoke: invokerFor(app), initDurationMs: round1(monotonicMs() - started) };
+  const initialised = (invoke: Invoke): InitState => {
+    const initDurationMs = round1(monotonicMs() - started);
+    if (initDurationMs > initWarnMs) {
+      console.warn(`warm-web: slow INIT: ${initDurationMs} ms (load and priming) is over the WARM_WEB_INIT_WARN_MS threshold of ${initWarnMs} ms; on-demand INIT is cut off at 10 s`);
+      emitSlowInit({ functionName, initDurationMs, environmentId, initWarnMs });
+    }
+    state = { invoke, initDurationMs };
     return state;
+  };
+  const booted = (app: LoadedApp): InitState | Promise<InitState> => {
+    const invoke = invokerFor(app);
+    if (primePaths.length === 0) {
+      return initialised(invoke);
+    }
+    if (app.kind === 'handler') {
+      console.warn('warm-web: WARM_WEB_PRIME is ignored for a plain handler (no HTTP app to prime)');
+      return initialised(invoke);
+    }
+    return prime(invoke, primePaths, functionName).then(() => initialised(invoke));
   };
   const loaded = loadApp(options);
   let pending: Promise<InitState> | undefined;
   let ready = Promise.resolve();
-  if (loaded instanceof Promise) {
-    pending = loaded.then(initialised);
+  const result = loaded instanceof Promise ? loaded.then(booted) : booted(loaded);
+  if (result instanceof Promise) {
+    pending = result;
     ready = pending.then(() => undefined);
     // The rejection is reported by every invoke; it must not also crash the process as unhandled.
     ready.catch(() => undefined);
-  } else {
-    initialised(loaded);
   }
 
   const handler = async (event: unknown, context: Context): Promise<unknown> => {

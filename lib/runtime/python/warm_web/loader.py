@@ -1,18 +1,45 @@
-"""INIT: resolve WARM_WEB_APP, build the adapter, and dispatch each invoke."""
+"""INIT: resolve WARM_WEB_APP, build the adapter, prime, and dispatch each invoke."""
 import importlib
 import os
+import sys
 import threading
 import time
 
 from . import metrics
 
 KINDS = ("wsgi", "asgi", "handler")
+DEFAULT_INIT_WARN_MS = 8000
 
 
-def load(app_spec, kind, function_name=None):
-    """Do the INIT work for ``app_spec`` of ``kind``; return the ``Shim`` that serves invokes."""
-    started = time.perf_counter()
+def init_warn_ms(raw=None):
+    """The INIT budget in ms: WARM_WEB_INIT_WARN_MS, or 8000 when unset or not a positive number."""
+    if raw is None:
+        raw = os.environ.get("WARM_WEB_INIT_WARN_MS")
+    if raw is None or raw == "":
+        return DEFAULT_INIT_WARN_MS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        print(f"warm-web: WARM_WEB_INIT_WARN_MS={raw!r} is not a positive number of "
+              f"milliseconds; using {DEFAULT_INIT_WARN_MS}", file=sys.stderr, flush=True)
+        return DEFAULT_INIT_WARN_MS
+    return int(value) if value.is_integer() else value
+
+
+def load(app_spec, kind, function_name=None, *, started=None, prime=None, warn_ms=None):
+    """Do the INIT work for ``app_spec`` of ``kind``; return the ``Shim`` that serves invokes.
+
+    ``started`` (a ``time.perf_counter()`` value) is when INIT began, now by default. ``prime`` is
+    the WARM_WEB_PRIME paths and ``warn_ms`` the INIT budget; both are read from the environment
+    when not given.
+    """
+    if started is None:
+        started = time.perf_counter()
     environment_id = os.urandom(8).hex()
+    if function_name is None:
+        function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
     target = _resolve(app_spec, kind)
     if kind == "handler":
         serve = target
@@ -23,10 +50,34 @@ def load(app_spec, kind, function_name=None):
         else:
             from .asgi import AsgiAdapter as Adapter
         serve = server(Adapter(target))
+    if prime is None:
+        raw = os.environ.get("WARM_WEB_PRIME")
+        if raw:
+            # Imported only when priming: an INIT without it never loads the module.
+            from .prime import paths
+            prime = paths(raw)
+    if prime:
+        if kind == "handler":
+            print("warm-web: WARM_WEB_PRIME is ignored for a plain handler (no HTTP app to prime)",
+                  file=sys.stderr, flush=True)
+        else:
+            from .prime import prime as run_prime
+            run_prime(serve, prime)
     init_ms = round((time.perf_counter() - started) * 1000, 3)
-    if function_name is None:
-        function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+    _check_budget(init_ms, init_warn_ms() if warn_ms is None else warn_ms, function_name,
+                  environment_id)
     return Shim(serve, environment_id, init_ms, function_name)
+
+
+def _check_budget(init_ms, threshold_ms, function_name, environment_id):
+    """Past the INIT budget: one warning and one SlowInit EMF line, at INIT."""
+    if init_ms <= threshold_ms:
+        return
+    print(f"warm-web: slow INIT: {init_ms} ms (load, lifespan and priming) is over the "
+          f"WARM_WEB_INIT_WARN_MS threshold of {threshold_ms:g} ms; on-demand INIT is cut off at "
+          "10 s", file=sys.stderr, flush=True)
+    print(metrics.slow_init_line(function_name, environment_id, init_ms, threshold_ms,
+                                 int(time.time() * 1000)), flush=True)
 
 
 def _resolve(spec, kind):
@@ -65,8 +116,17 @@ class Shim:
         self.environment_id = environment_id
         self.init_ms = init_ms
         self.function_name = function_name
+        # True from a SnapStart restore until the first invoke after it has emitted its EMF line.
+        self.restored = False
         self._fresh = True
         self._lock = threading.Lock()
+
+    def restore(self, environment_id):
+        """After a SnapStart restore: a new environment whose next invoke is its cold start."""
+        with self._lock:
+            self.environment_id = environment_id
+            self.restored = True
+            self._fresh = True
 
     def handle(self, event, context):
         """The Lambda handler."""
@@ -83,7 +143,12 @@ class Shim:
             if not self._fresh:
                 return False
             self._fresh = False
+            restored = self.restored
+            self.restored = False
+        # The restore time is not measurable from inside (it ends before any code of ours runs):
+        # a restore's line carries Restore: 1 and no InitDurationMs.
         line = metrics.cold_start_line(
-            self.function_name, self.environment_id, self.init_ms, int(time.time() * 1000))
+            self.function_name, self.environment_id, None if restored else self.init_ms,
+            int(time.time() * 1000), restore=restored)
         print(line, flush=True)
         return True

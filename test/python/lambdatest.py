@@ -1,0 +1,18 @@
+"""Test helpers importable from any test module (conftest modules are not: there are several)."""
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+class FakeContext:
+    """Enough of Lambda's context object for the shim and the apps."""
+
+    function_name = "warm-web-tests"
+    aws_request_id = "ctx-req-1"
+
+    def __init__(self, remaining_ms=30_000):
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self):
+        return self.remaining_ms

@@ -27,6 +27,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'esbuild',
     '@aws-sdk/client-lambda',
     '@smithy/node-http-handler',
+    '@aws-sdk/client-s3',
+    'pg@^8',
     'aws-sdk-client-mock',
     '@types/aws-lambda',
     'express@^5',
@@ -84,9 +86,21 @@ const bundleWarmer = project.addTask('bundle:warmer', {
     + '--outfile=assets/warmer/index.js',
 });
 // Runtime code may import devDependencies: esbuild bundles them into the asset.
-project.eslint?.allowDevDeps('lib/warmer.lambda.ts');
+project.eslint?.allowDevDeps('lib/*.lambda.ts');
 project.eslint?.allowDevDeps('lib/runtime/**');
+const bundlePgRouter = project.addTask('bundle:pg-router', {
+  description: 'Bundle the Node read/write router for pg into the Node layer (pg comes from the app)',
+  exec: 'esbuild lib/runtime/node/pg-router.ts --bundle --platform=node --target=node20 --format=cjs --external:pg '
+    + '--outfile=assets/node-shim-layer/warm-web/pg-router.js',
+});
+const bundleSlimArchive = project.addTask('bundle:slim-archive', {
+  description: 'Bundle the function that copies slim code archives into the code bucket',
+  exec: 'esbuild lib/slim-archive.lambda.ts --bundle --platform=node --target=node22 --format=cjs --minify '
+    + '--outfile=assets/slim-archive/index.js',
+});
 project.preCompileTask.spawn(bundleNodeShim);
+project.preCompileTask.spawn(bundleSlimArchive);
+project.preCompileTask.spawn(bundlePgRouter);
 project.preCompileTask.spawn(bundleWarmer);
 project.preCompileTask.spawn(bundlePythonShim);
 
@@ -106,6 +120,14 @@ project.addTask('bench:shim', {
   exec: 'bash bench/shim/run.sh',
 });
 
+project.addTask('bench:slim', {
+  description: 'Benchmark the slim code loader against Zappa\'s way and native curl | tar on a local S3 server',
+  exec: 'bash bench/slim/run.sh',
+});
+project.addTask('bench:router', {
+  description: 'Benchmark the Django and Node read-replica routers against direct connections',
+  exec: 'bash bench/router/run.sh',
+});
 project.addTask('bench:warmer', {
   description: 'Benchmark the warmer against lambda-warmer and serverless-plugin-warmup on the local Lambda endpoint',
   exec: 'ts-node --transpile-only bench/warmer/run.ts',

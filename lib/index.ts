@@ -5,3 +5,6 @@ export * from './warm-web-function';
 export * from './warmer';
 export * from './provisioned-auto-scaling';
 export * from './warm-calendar';
+export * from './slim-code-asset';
+export * from './read-replica-router';
+export * from './web-cache';

@@ -32,30 +32,35 @@ const SHIMS: Record<WebAppLanguage, ShimSpec> = {
 };
 
 /**
- * The runtime shim for a language: one layer per stack, shared by every function that uses it.
+ * The runtime shim for a language.
  */
-export interface ShimLayer {
-  readonly layer: lambda.ILayerVersion;
+export interface Shim {
   /** The function handler that runs the shim. */
   readonly handler: string;
+  /** The folder with the shim as a layer holds it (`python/warm_web`, `warm-web/index.js`). */
+  readonly directory: string;
   /** Changes whenever the shim's code changes; functions publish a new version when it does. */
   readonly fingerprint: string;
 }
 
 const fingerprints = new Map<string, string>();
 
-export function shimLayer(scope: Construct, language: WebAppLanguage): ShimLayer {
+export function shimFor(language: WebAppLanguage): Shim {
+  const spec = SHIMS[language];
+  if (!fingerprints.has(spec.asset)) {
+    fingerprints.set(spec.asset, FileSystem.fingerprint(spec.asset));
+  }
+  return { handler: spec.handler, directory: spec.asset, fingerprint: fingerprints.get(spec.asset)! };
+}
+
+/** The shim as a layer: one per stack and language, shared by every function that uses it. */
+export function shimLayer(scope: Construct, language: WebAppLanguage): lambda.ILayerVersion {
   const spec = SHIMS[language];
   const stack = Stack.of(scope);
-  const existing = stack.node.tryFindChild(spec.id) as lambda.LayerVersion | undefined;
-  const layer = existing ?? new lambda.LayerVersion(stack, spec.id, {
+  return (stack.node.tryFindChild(spec.id) as lambda.LayerVersion | undefined) ?? new lambda.LayerVersion(stack, spec.id, {
     code: lambda.Code.fromAsset(spec.asset),
     description: spec.description,
     compatibleRuntimes: spec.runtimes,
     compatibleArchitectures: [lambda.Architecture.ARM_64, lambda.Architecture.X86_64],
   });
-  if (!fingerprints.has(spec.asset)) {
-    fingerprints.set(spec.asset, FileSystem.fingerprint(spec.asset));
-  }
-  return { layer, handler: spec.handler, fingerprint: fingerprints.get(spec.asset)! };
 }

@@ -1,16 +1,19 @@
 import { Annotations, CfnOutput, Duration, Names, Size, Token } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ProvisionedAutoScaling, ProvisionedConcurrencyOptions } from './provisioned-auto-scaling';
-import { shimLayer } from './shim-layer';
+import { ReadReplicaRouter } from './read-replica-router';
+import { shimFor, shimLayer } from './shim-layer';
 import { monthlyCost } from './strategy-cost';
 import { Warmer, WarmingOptions } from './warmer';
 import { WebApp, WebAppLanguage } from './web-app';
-import { WebCode } from './web-code';
+import { WebCache } from './web-cache';
+import { WebCode, WebCodeConfig } from './web-code';
 import { WebEndpoint } from './web-endpoint';
 
 /** CloudWatch namespace of the metrics the runtime shims and the warmer emit. */
@@ -158,6 +161,44 @@ export interface WarmWebFunctionProps {
   readonly ephemeralStorageSize?: Size;
 
   /**
+   * A database to use through a `ReadReplicaRouter`: the function runs in the router's VPC, may reach
+   * the proxy (or replica) and gets the `DB_*` environment variables.
+   *
+   * @default - no database
+   */
+  readonly database?: ReadReplicaRouter;
+
+  /**
+   * A cache: the function runs in the cache's VPC, may reach it, and gets `CACHE_URL` and
+   * `CACHE_SECRET_ARN`.
+   *
+   * @default - no cache
+   */
+  readonly cache?: WebCache;
+
+  /**
+   * The VPC to run in (for a database or cache inside it). Slim code in a VPC is fetched through an S3
+   * gateway endpoint, which is added to the VPC when missing.
+   *
+   * @default - not in a VPC
+   */
+  readonly vpc?: ec2.IVpc;
+
+  /**
+   * Where in the VPC to place the function.
+   *
+   * @default - the VPC's private subnets
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * Security groups of the function, in a VPC.
+   *
+   * @default - a new security group that allows all outbound traffic
+   */
+  readonly securityGroups?: ec2.ISecurityGroup[];
+
+  /**
    * A description of the function.
    *
    * @default - the app kind and spec, e.g. `cdk-warm-web wsgi mysite.wsgi:application`
@@ -193,8 +234,12 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
   /** The function's log group. */
   public readonly logGroup: logs.ILogGroup;
 
-  /** The runtime shim layer added to the function. */
-  public readonly shimLayer: lambda.ILayerVersion;
+  /**
+   * The runtime shim layer added to the function.
+   *
+   * @default - undefined for container images, which hold the shim themselves
+   */
+  public readonly shimLayer?: lambda.ILayerVersion;
 
   /**
    * The URL that reaches the app.
@@ -238,7 +283,7 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     validateRuntime(props.app, runtime);
     validateTimeout(timeout);
     validateMemorySize(memorySize);
-    validateEnvironment(props.environment ?? {});
+    validateEnvironment(props.environment ?? {}, Object.keys({ ...props.database?.environment, ...props.cache?.environment }));
     validateStrategy(props, runtime);
     if (props.reservedConcurrentExecutions !== undefined && !Token.isUnresolved(props.reservedConcurrentExecutions)
       && (!Number.isInteger(props.reservedConcurrentExecutions) || props.reservedConcurrentExecutions < 1)) {
@@ -249,8 +294,14 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
         `timeout is ${timeout.toHumanString()} but the endpoint ends requests after ${endpoint.maxTimeout.toHumanString()}`);
     }
 
-    const shim = shimLayer(this, props.app.language);
-    const code = props.code.bind(this);
+    const architecture = props.architecture ?? lambda.Architecture.ARM_64;
+    const vpc = props.vpc ?? props.database?.vpc ?? props.cache?.vpc;
+    for (const [prop, other] of [['database', props.database?.vpc], ['cache', props.cache?.vpc]] as const) {
+      if (other && vpc && other !== vpc) {
+        throw new Error(`${prop}: it is in VPC ${other.node.path}, but the function is in ${vpc.node.path}`);
+      }
+    }
+    const shim = shimFor(props.app.language);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -263,12 +314,22 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     this.role = role;
     this.grantPrincipal = role;
 
+    const code = props.code.bind(this, { handler: shim.handler, shimDirectory: shim.directory, architecture, role });
+    const ephemeralStorageSize = validateCode(props, code);
+    if (vpc && code.environment?.WARM_WEB_SLIM_BUCKET) {
+      ensureS3GatewayEndpoint(vpc);
+    }
+    this.shimLayer = code.image ? undefined : shimLayer(this, props.app.language);
+
     this.lambdaFunction = new lambda.Function(this, 'Resource', {
-      runtime,
-      architecture: props.architecture ?? lambda.Architecture.ARM_64,
-      handler: shim.handler,
+      runtime: code.image ? lambda.Runtime.FROM_IMAGE : runtime,
+      architecture,
+      handler: code.image ? lambda.Handler.FROM_IMAGE : shim.handler,
       code: code.code,
-      layers: [shim.layer],
+      layers: this.shimLayer ? [this.shimLayer] : undefined,
+      vpc,
+      vpcSubnets: props.vpcSubnets,
+      securityGroups: props.securityGroups,
       memorySize,
       timeout,
       role,
@@ -276,17 +337,20 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
       tracing: props.tracing ?? lambda.Tracing.DISABLED,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       description: props.description ?? `cdk-warm-web ${props.app.kind} ${props.app.spec}`,
-      ephemeralStorageSize: props.ephemeralStorageSize,
+      ephemeralStorageSize,
       snapStart: props.snapStart ? lambda.SnapStartConf.ON_PUBLISHED_VERSIONS : undefined,
       environment: {
         ...props.environment,
         ...code.environment,
+        ...props.database?.environment,
+        ...props.cache?.environment,
         WARM_WEB_APP: props.app.spec,
         WARM_WEB_APP_KIND: props.app.kind,
         ...shimOptions(props),
       },
     });
-    this.shimLayer = shim.layer;
+    props.database?.grantConnect(this.lambdaFunction);
+    props.cache?.grantConnect(this.lambdaFunction);
     // A new shim (a cdk-warm-web upgrade) must publish a new version even if nothing else changed.
     this.lambdaFunction.invalidateVersionBasedOn(shim.fingerprint);
 
@@ -392,9 +456,6 @@ function validateStrategy(props: WarmWebFunctionProps, runtime: lambda.Runtime) 
     if (props.provisionedConcurrency) {
       throw new Error('snapStart: Lambda does not support SnapStart and provisioned concurrency on the same version; choose one');
     }
-    if (props.ephemeralStorageSize && !props.ephemeralStorageSize.isUnresolved() && props.ephemeralStorageSize.toMebibytes() > 512) {
-      throw new Error(`snapStart: SnapStart needs ephemeral storage of at most 512 MiB, got ${props.ephemeralStorageSize.toMebibytes()} MiB`);
-    }
   }
   if (props.asyncInit && props.app.language !== WebAppLanguage.PYTHON) {
     throw new Error(`asyncInit: only the Python shim can finish booting in the first invoke; ${props.app.spec} is a Node app`);
@@ -454,6 +515,32 @@ function describeStrategy(scope: Construct, props: WarmWebFunctionProps, memoryM
     + `duration at ${utilization} utilization; SnapStart $${cost.snapStart} (one version, ${30 * 24 * environments} restores). See docs/STRATEGIES.md`);
 }
 
+/** Checks what the code needs against the props; returns the /tmp size to give the function. */
+function validateCode(props: WarmWebFunctionProps, code: WebCodeConfig): Size | undefined {
+  if (code.image && props.snapStart) {
+    throw new Error('snapStart: Lambda does not support SnapStart for container images; use WebCode.fromDirectory or fromSlimAsset');
+  }
+  const needed = code.ephemeralStorageSize;
+  const given = props.ephemeralStorageSize;
+  if (needed && given && !given.isUnresolved() && given.toMebibytes() < needed.toMebibytes()) {
+    throw new Error(`ephemeralStorageSize is ${given.toMebibytes()} MiB but the slim code needs ${needed.toMebibytes()} MiB of /tmp to unpack`);
+  }
+  const size = given ?? needed;
+  if (props.snapStart && size && !size.isUnresolved() && size.toMebibytes() > 512) {
+    throw new Error(`snapStart: SnapStart needs ephemeral storage of at most 512 MiB, got ${size.toMebibytes()} MiB`
+      + (needed && !given ? ' (sized for the slim code)' : ''));
+  }
+  return size;
+}
+
+/** Slim code is fetched from S3 during INIT: in a VPC that needs a gateway endpoint (free) or NAT. */
+function ensureS3GatewayEndpoint(vpc: ec2.IVpc) {
+  const id = 'WarmWebS3Endpoint';
+  if (!vpc.node.tryFindChild(id)) {
+    vpc.addGatewayEndpoint(id, { service: ec2.GatewayVpcEndpointAwsService.S3 });
+  }
+}
+
 function positiveInteger(value?: number): number | undefined {
   return value !== undefined && (Token.isUnresolved(value) || (Number.isInteger(value) && value > 0)) ? value : undefined;
 }
@@ -484,9 +571,13 @@ function validateMemorySize(memorySize: number) {
   }
 }
 
-function validateEnvironment(environment: Record<string, string>) {
+function validateEnvironment(environment: Record<string, string>, contract: string[]) {
   const reserved = Object.keys(environment).filter((name) => name.startsWith('WARM_WEB_'));
   if (reserved.length > 0) {
     throw new Error(`environment: ${reserved.join(', ')} ${reserved.length === 1 ? 'is' : 'are'} reserved for the cdk-warm-web runtime shim (names starting with WARM_WEB_)`);
+  }
+  const clash = Object.keys(environment).filter((name) => contract.includes(name));
+  if (clash.length > 0) {
+    throw new Error(`environment: ${clash.join(', ')} ${clash.length === 1 ? 'is' : 'are'} set by database or cache (their env contract)`);
   }
 }

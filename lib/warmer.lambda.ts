@@ -2,6 +2,7 @@ import * as http from 'http';
 import * as https from 'https';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { isCustomResourceEvent, respond } from './private/cfn-response';
 
 /** One alias to keep warm, as the schedule (or the pre-warm custom resource) sends it. */
 export interface WarmTarget {
@@ -200,20 +201,6 @@ export async function warmAll(targets: WarmTarget[]): Promise<TargetReport[]> {
   return Promise.all(targets.map((t) => warmTarget(t)));
 }
 
-interface CustomResourceEvent {
-  readonly RequestType: 'Create' | 'Update' | 'Delete';
-  readonly ResponseURL: string;
-  readonly StackId: string;
-  readonly RequestId: string;
-  readonly LogicalResourceId: string;
-  readonly PhysicalResourceId?: string;
-  readonly ResourceProperties: { readonly Targets?: Array<Record<string, string | number>> };
-}
-
-function isCustomResourceEvent(event: unknown): event is CustomResourceEvent {
-  return typeof event === 'object' && event !== null && 'RequestType' in event && 'ResponseURL' in event;
-}
-
 /** CloudFormation passes numbers as strings; the schedule passes them as numbers. */
 export function parseTargets(raw: unknown): WarmTarget[] {
   if (!Array.isArray(raw) || raw.length === 0) {
@@ -230,28 +217,6 @@ export function parseTargets(raw: unknown): WarmTarget[] {
   });
 }
 
-async function respond(event: CustomResourceEvent, status: 'SUCCESS' | 'FAILED', reason: string, data: Record<string, unknown>) {
-  const body = JSON.stringify({
-    Status: status,
-    Reason: reason.slice(0, 3000),
-    PhysicalResourceId: event.PhysicalResourceId ?? `warm-web-prewarm-${event.LogicalResourceId}`,
-    StackId: event.StackId,
-    RequestId: event.RequestId,
-    LogicalResourceId: event.LogicalResourceId,
-    Data: data,
-  });
-  const url = new URL(event.ResponseURL);
-  const client = url.protocol === 'http:' ? http : https;
-  await new Promise<void>((resolve, reject) => {
-    const req = client.request(url, { method: 'PUT', headers: { 'content-type': '', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve());
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /**
  * Scheduled runs get `{ targets }`. The pre-warm custom resource (one per published version) gets a
  * CloudFormation event; it warms on Create and Update and always reports SUCCESS, because a deploy must
@@ -259,15 +224,16 @@ async function respond(event: CustomResourceEvent, status: 'SUCCESS' | 'FAILED',
  */
 export async function handler(event: unknown): Promise<TargetReport[] | void> {
   if (isCustomResourceEvent(event)) {
+    const physicalResourceId = event.PhysicalResourceId ?? `warm-web-prewarm-${event.LogicalResourceId}`;
     if (event.RequestType === 'Delete') {
-      return respond(event, 'SUCCESS', 'nothing to delete', {});
+      return respond(event, { status: 'SUCCESS', reason: 'nothing to delete', physicalResourceId });
     }
     try {
       const reports = await warmAll(parseTargets(event.ResourceProperties.Targets));
       const summary = reports.map((r) => `${functionNameOf(r.functionArn)}: ${r.distinct}/${r.expected}`).join(', ');
-      return await respond(event, 'SUCCESS', `pre-warmed ${summary}`, { Summary: summary });
+      return await respond(event, { status: 'SUCCESS', reason: `pre-warmed ${summary}`, physicalResourceId, data: { Summary: summary } });
     } catch (err) {
-      return respond(event, 'SUCCESS', `pre-warm skipped: ${(err as Error).message}`, {});
+      return respond(event, { status: 'SUCCESS', reason: `pre-warm skipped: ${(err as Error).message}`, physicalResourceId });
     }
   }
   const reports = await warmAll(parseTargets((event as WarmerEvent | undefined)?.targets));

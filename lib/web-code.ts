@@ -1,26 +1,63 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { IgnoreStrategy, Size } from 'aws-cdk-lib';
+import { Size } from 'aws-cdk-lib';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { ALWAYS_EXCLUDED, BYTECODE, measureDirectory } from './private/code-directory';
+import { SlimCodeAsset } from './slim-code-asset';
 
 /** Lambda's limit on the unzipped size of a function's code and layers. */
 const UNZIPPED_LIMIT = Size.mebibytes(250);
 
-/** Paths no web app needs at run time; always left out of a directory's code package. */
-const ALWAYS_EXCLUDED = ['.git', '**/__pycache__', '**/*.pyc', 'cdk.out', '.venv', '**/.DS_Store'];
 
 /**
- * Options for `WebCode.fromDirectory`.
+ * Options for `WebCode.fromDirectory` and `WebCode.fromSlimAsset`.
  */
 export interface WebCodeDirectoryOptions {
   /**
    * Glob patterns (relative to the directory) to leave out of the code package, in addition to
-   * `.git`, `__pycache__`, `*.pyc`, `cdk.out`, `.venv` and `.DS_Store`, which are always left out.
+   * `.git`, `cdk.out`, `.venv` and `.DS_Store`, which are always left out (and, for zip code,
+   * `__pycache__` and `*.pyc`; slim archives keep bytecode valid, so they keep it).
    *
    * @default - only the paths above are left out
    */
   readonly exclude?: string[];
+}
+
+/**
+ * Options for `WebCode.fromImageAsset`.
+ */
+export interface WebCodeImageAssetOptions {
+  /**
+   * The Dockerfile, relative to the directory.
+   *
+   * @default 'Dockerfile'
+   */
+  readonly file?: string;
+
+  /**
+   * Build arguments.
+   *
+   * @default - none
+   */
+  readonly buildArgs?: Record<string, string>;
+}
+
+/**
+ * What the function tells a `WebCode` when binding it.
+ */
+export interface WebCodeBindOptions {
+  /** The runtime shim's handler, which an image's CMD must name. */
+  readonly handler: string;
+  /** The folder of the runtime shim for the app's language, offered to image builds as a build context. */
+  readonly shimDirectory: string;
+  /** The function's architecture. */
+  readonly architecture: lambda.Architecture;
+  /** The function's role, for code that the function reads at run time. */
+  readonly role: iam.IRole;
 }
 
 /**
@@ -36,6 +73,20 @@ export interface WebCodeConfig {
    * @default - none
    */
   readonly environment?: Record<string, string>;
+
+  /**
+   * Whether the code is a container image (the shim is then inside it, not in a layer).
+   *
+   * @default false
+   */
+  readonly image?: boolean;
+
+  /**
+   * The /tmp the code needs at run time.
+   *
+   * @default - no need beyond Lambda's 512 MiB
+   */
+  readonly ephemeralStorageSize?: Size;
 }
 
 /**
@@ -55,11 +106,45 @@ export abstract class WebCode {
   }
 
   /**
+   * A local directory of any size up to Lambda's 10 GB of /tmp, deployed as a content-addressed archive
+   * in the stack's code bucket (a `SlimCodeAsset`). The function ships only the shim, which fetches and
+   * unpacks the archive during INIT, streamed and in parallel, and checks its SHA-256.
+   *
+   * @param directory path to the directory
+   */
+  public static fromSlimAsset(directory: string, options: WebCodeDirectoryOptions = {}): WebCode {
+    return new SlimCode(directory, options);
+  }
+
+  /**
+   * A container image built from a directory with a Dockerfile (up to 10 GB). The build gets the runtime
+   * shim as the named build context `warm-web-shim`; the Dockerfile copies it in:
+   * `COPY --from=warm-web-shim python/warm_web ${LAMBDA_TASK_ROOT}/warm_web` (Python) or
+   * `COPY --from=warm-web-shim warm-web /opt/warm-web` (Node). The image's CMD is set to the shim.
+   *
+   * @param directory the Docker build context
+   */
+  public static fromImageAsset(directory: string, options: WebCodeImageAssetOptions = {}): WebCode {
+    return new ImageAssetCode(directory, options);
+  }
+
+  /**
+   * A container image in ECR that already contains the runtime shim (see `fromImageAsset` for the
+   * Dockerfile lines). The image's CMD is set to the shim.
+   *
+   * @param repository the repository
+   * @param tagOrDigest an image tag or a digest (`sha256:...`); a digest pins the exact image
+   */
+  public static fromEcr(repository: ecr.IRepository, tagOrDigest: string): WebCode {
+    return new EcrCode(repository, tagOrDigest);
+  }
+
+  /**
    * Binds the code to a function.
    *
    * @param scope the construct that owns the function
    */
-  public abstract bind(scope: Construct): WebCodeConfig;
+  public abstract bind(scope: Construct, options: WebCodeBindOptions): WebCodeConfig;
 }
 
 class DirectoryCode extends WebCode {
@@ -69,44 +154,69 @@ class DirectoryCode extends WebCode {
   constructor(directory: string, options: WebCodeDirectoryOptions) {
     super();
     this.directory = path.resolve(directory);
-    this.exclude = [...ALWAYS_EXCLUDED, ...(options.exclude ?? [])];
-    if (!fs.existsSync(this.directory)) {
-      throw new Error(`WebCode.fromDirectory: directory '${directory}' does not exist`);
-    }
-    if (!fs.statSync(this.directory).isDirectory()) {
-      throw new Error(`WebCode.fromDirectory: '${directory}' is not a directory`);
-    }
-    const { files, bytes } = measure(this.directory, IgnoreStrategy.glob(this.directory, this.exclude));
-    if (files === 0) {
-      throw new Error(`WebCode.fromDirectory: directory '${directory}' has no files to deploy (after exclude patterns ${JSON.stringify(this.exclude)})`);
-    }
+    this.exclude = [...ALWAYS_EXCLUDED, ...BYTECODE, ...(options.exclude ?? [])];
+    const { bytes } = measureDirectory('WebCode.fromDirectory', directory, this.exclude);
     if (bytes > UNZIPPED_LIMIT.toBytes()) {
       const mb = (bytes / 1024 / 1024).toFixed(1);
       throw new Error(`WebCode.fromDirectory: '${directory}' holds ${mb} MiB, over Lambda's 250 MiB unzipped limit; `
-        + 'exclude what the app does not need at run time (tests, docs, build tools)');
+        + 'use WebCode.fromSlimAsset (up to 10 GB, loaded during INIT) or WebCode.fromImageAsset');
     }
   }
 
-  public bind(_scope: Construct): WebCodeConfig {
+  public bind(): WebCodeConfig {
     return { code: lambda.Code.fromAsset(this.directory, { exclude: this.exclude }) };
   }
 }
 
-function measure(root: string, ignore: IgnoreStrategy): { files: number; bytes: number } {
-  let files = 0;
-  let bytes = 0;
-  const walk = (dir: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (ignore.ignores(full)) continue;
-      if (entry.isDirectory()) {
-        walk(full);
-      } else {
-        files += 1;
-        bytes += fs.statSync(full).size;
-      }
+class SlimCode extends WebCode {
+  constructor(private readonly directory: string, private readonly options: WebCodeDirectoryOptions) {
+    super();
+  }
+
+  public bind(scope: Construct, options: WebCodeBindOptions): WebCodeConfig {
+    const asset = new SlimCodeAsset(scope, 'SlimCode', { directory: this.directory, exclude: this.options.exclude });
+    asset.grantRead(options.role);
+    return {
+      // The function's own code is only a marker: the app arrives from S3 during INIT.
+      code: lambda.Code.fromInline('# cdk-warm-web: the app is loaded from S3 during INIT (WARM_WEB_SLIM_*)'),
+      environment: asset.environment,
+      ephemeralStorageSize: asset.ephemeralStorageSize,
+    };
+  }
+}
+
+class ImageAssetCode extends WebCode {
+  constructor(private readonly directory: string, private readonly options: WebCodeImageAssetOptions) {
+    super();
+    const dockerfile = path.join(directory, options.file ?? 'Dockerfile');
+    if (!fs.existsSync(dockerfile)) {
+      throw new Error(`WebCode.fromImageAsset: no Dockerfile at '${dockerfile}'`);
     }
-  };
-  walk(root);
-  return { files, bytes };
+  }
+
+  public bind(_scope: Construct, options: WebCodeBindOptions): WebCodeConfig {
+    return {
+      code: lambda.Code.fromAssetImage(this.directory, {
+        file: this.options.file,
+        buildArgs: this.options.buildArgs,
+        buildContexts: { 'warm-web-shim': options.shimDirectory },
+        cmd: [options.handler],
+        platform: options.architecture === lambda.Architecture.ARM_64 ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64,
+      }),
+      image: true,
+    };
+  }
+}
+
+class EcrCode extends WebCode {
+  constructor(private readonly repository: ecr.IRepository, private readonly tagOrDigest: string) {
+    super();
+    if (!/^(sha256:[0-9a-f]{64}|[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/.test(tagOrDigest)) {
+      throw new Error(`WebCode.fromEcr: '${tagOrDigest}' is neither an image tag nor a sha256 digest`);
+    }
+  }
+
+  public bind(_scope: Construct, options: WebCodeBindOptions): WebCodeConfig {
+    return { code: lambda.Code.fromEcrImage(this.repository, { tagOrDigest: this.tagOrDigest, cmd: [options.handler] }), image: true };
+  }
 }

@@ -13,17 +13,33 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-# Python test environment: the frameworks the shim is tested against. pip tries PyPI and any
-# configured mirror; failing lookups are not retried, so an offline mirror answers fast.
+# One Python environment (.venv) for the shim tests, the database tests and the benchmarks: the
+# frameworks the shim is tested against. pip tries PyPI and any configured mirror; failing lookups are
+# not retried, so an offline mirror answers fast.
+PYTHON_REQUIREMENTS=(test/python/requirements.txt test/python/requirements-db.txt bench/shim/requirements.txt)
 want_python_env() {
   local stamp=.venv/.requirements.sha
   local sum
-  sum=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  sum=$(cat "${PYTHON_REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1)
   if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
-    step "Python venv (.venv) with $*"
+    step "Python venv (.venv) with ${PYTHON_REQUIREMENTS[*]}"
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check --retries 0 --timeout 5 $(printf -- '-r %s ' "$@")
+    .venv/bin/pip install --quiet --disable-pip-version-check --retries 0 --timeout 5 $(printf -- '-r %s ' "${PYTHON_REQUIREMENTS[@]}")
     echo "$sum" > "$stamp"
+  fi
+}
+
+# Servers the database and cache tests start on loopback: PostgreSQL 15 (primary + replica), Redis, and
+# openssl for their test certificates. Debian package names.
+want_services() {
+  local missing=()
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "apt: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
 }
 

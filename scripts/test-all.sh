@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: construct tests (jest, with cfn-lint and cdk-nag gates on the examples), the
-# runtime shims against real Django, Flask, FastAPI and Express, and the Python bindings build.
+# runtime shims against real Django, Flask, FastAPI and Express, the database routers and cache
+# helpers against real PostgreSQL (primary + replica) and Redis on loopback, and the Python bindings.
 # Installs what it needs first. CI runs exactly this (.ci/run).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-want_python_env test/python/requirements.txt
+want_python_env
+want_services
 want_cfn_lint
 
 step "build: bundle the runtime shims, compile with jsii"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/setup.sh
-want_python_env test/python/requirements.txt bench/shim/requirements.txt
+want_python_env
 npx projen bundle:node-shim >/dev/null
 
 step "Python shim"

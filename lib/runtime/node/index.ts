@@ -1,17 +1,28 @@
 // Entry of the Node layer (/opt/warm-web/index.js, handler /opt/warm-web/index.handler). Loading this
 // module is INIT: the user's app is loaded here, not on the first request.
+import type { Context } from 'aws-lambda';
 import { initWarnMsFrom, primePathsFrom } from './prime';
-import { createShim } from './shim';
+import { createShim, Shim } from './shim';
+import { materialise } from './slim';
 
-const shim = createShim({
+const start = (taskRoot: string): Shim => createShim({
   app: process.env.WARM_WEB_APP,
   kind: process.env.WARM_WEB_APP_KIND,
-  taskRoot: process.env.LAMBDA_TASK_ROOT || '/var/task',
+  taskRoot,
   functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
   prime: primePathsFrom(process.env.WARM_WEB_PRIME),
   initWarnMs: initWarnMsFrom(process.env.WARM_WEB_INIT_WARN_MS),
 });
 
-export const handler = shim.handler;
-/** Resolves once the app is loaded and primed (at once unless it is an ES module that needed import(), or is primed). */
-export const ready = shim.ready;
+// Slim code is fetched from S3 first (asynchronously: a CommonJS entry cannot hold INIT open for it).
+const slimRoot = process.env.WARM_WEB_SLIM_KEY ? materialise(process.env) : undefined;
+let shim = slimRoot ? undefined : start(process.env.LAMBDA_TASK_ROOT || '/var/task');
+
+/** Resolves once the app is loaded and primed (at once unless it is slim code, an ES module that needed import(), or is primed). */
+export const ready: Promise<void> = slimRoot ? slimRoot.then((dir) => (shim = start(dir)).ready) : shim!.ready;
+ready.catch(() => undefined);
+
+export const handler = async (event: unknown, context: Context): Promise<unknown> => {
+  if (!shim) await ready;
+  return shim!.handler(event, context);
+};

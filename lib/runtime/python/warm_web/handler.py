@@ -12,6 +12,11 @@ _root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
 if _root not in sys.path and os.path.isdir(_root):
     sys.path.insert(0, _root)
 
+# Slim code: the app arrives from S3 now, during INIT, and goes first on sys.path.
+if os.environ.get("WARM_WEB_SLIM_KEY"):
+    from .slim import materialise
+    materialise(os.environ)
+
 _app = os.environ.get("WARM_WEB_APP")
 _kind = os.environ.get("WARM_WEB_APP_KIND")
 

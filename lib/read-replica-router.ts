@@ -1,0 +1,534 @@
+import { Duration, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { dataSubnets } from './private/subnets';
+
+const ADMIN_USER = 'app_admin';
+
+/**
+ * Options for an Aurora cluster that `ReadReplicaRouter` creates.
+ */
+export interface AuroraDatabaseOptions {
+  /**
+   * The engine.
+   *
+   * @default - Aurora PostgreSQL 16.13
+   */
+  readonly engine?: rds.IClusterEngine;
+
+  /**
+   * Reader instances (Aurora Serverless v2, scaling with the writer).
+   *
+   * @default 1
+   */
+  readonly readers?: number;
+
+  /**
+   * Smallest capacity of each instance, in ACUs.
+   *
+   * @default 0.5
+   */
+  readonly minCapacity?: number;
+
+  /**
+   * Largest capacity of each instance, in ACUs.
+   *
+   * @default 4
+   */
+  readonly maxCapacity?: number;
+
+  /**
+   * The database to create.
+   *
+   * @default 'app'
+   */
+  readonly databaseName?: string;
+
+  /**
+   * Refuse to delete the cluster (turn off only for throw-away stacks).
+   *
+   * @default true
+   */
+  readonly deletionProtection?: boolean;
+}
+
+/**
+ * Options for an RDS instance with a read replica that `ReadReplicaRouter` creates.
+ */
+export interface InstanceDatabaseOptions {
+  /**
+   * The engine.
+   *
+   * @default - PostgreSQL 16.13
+   */
+  readonly engine?: rds.IInstanceEngine;
+
+  /**
+   * Instance type of the primary and the replica.
+   *
+   * @default - t4g.medium
+   */
+  readonly instanceType?: ec2.InstanceType;
+
+  /**
+   * Storage of the primary, in GiB.
+   *
+   * @default 20
+   */
+  readonly allocatedStorage?: number;
+
+  /**
+   * The database to create.
+   *
+   * @default 'app'
+   */
+  readonly databaseName?: string;
+
+  /**
+   * Refuse to delete the instances (turn off only for throw-away stacks).
+   *
+   * @default true
+   */
+  readonly deletionProtection?: boolean;
+}
+
+/**
+ * How to reach a database that already exists.
+ */
+export interface AdoptedDatabaseOptions {
+  /** The secret with `username` and `password` that the functions (or the proxy) use. */
+  readonly secret: secretsmanager.ISecret;
+  /** The database name. */
+  readonly databaseName: string;
+  /** The user in the secret, for IAM authentication and the env contract. */
+  readonly username: string;
+}
+
+/** What a `RouterDatabase` resolves to inside a `ReadReplicaRouter`. */
+interface BoundDatabase {
+  readonly aurora: boolean;
+  readonly engineFamily: string;
+  readonly writer: ec2.IConnectable;
+  readonly writerHost: string;
+  readonly readerHost: string;
+  readonly reader: ec2.IConnectable;
+  readonly port: string;
+  readonly portNumber: number;
+  readonly secret: secretsmanager.ISecret;
+  readonly databaseName: string;
+  readonly username: string;
+  readonly proxyTarget: rds.ProxyTarget;
+  readonly grantConnect: (grantee: lambda.IFunction, username: string) => void;
+  readonly replicaLag: cloudwatch.Metric;
+}
+
+/**
+ * The database behind a `ReadReplicaRouter`: created with secure defaults, or adopted.
+ */
+export abstract class RouterDatabase {
+  /**
+   * A new Aurora cluster (Serverless v2): a writer and readers, encrypted, 7 days of backups, IAM
+   * authentication on, credentials in Secrets Manager (rotated every 30 days), no public access.
+   */
+  public static aurora(options: AuroraDatabaseOptions = {}): RouterDatabase {
+    const readers = options.readers ?? 1;
+    if (!Number.isInteger(readers) || readers < 1 || readers > 15) {
+      throw new Error(`RouterDatabase.aurora: readers must be an integer from 1 to 15, got ${readers}`);
+    }
+    return new CreatedAurora(options, readers);
+  }
+
+  /**
+   * A new RDS instance (Multi-AZ) with one read replica, encrypted, 7 days of backups, IAM authentication
+   * on, credentials in Secrets Manager (rotated every 30 days), no public access. RDS Proxy can front the
+   * primary only: reads go to the replica directly.
+   */
+  public static instanceWithReplica(options: InstanceDatabaseOptions = {}): RouterDatabase {
+    return new CreatedInstances(options);
+  }
+
+  /**
+   * An existing Aurora cluster (writer and reader endpoints).
+   */
+  public static fromCluster(cluster: rds.IDatabaseCluster, options: AdoptedDatabaseOptions): RouterDatabase {
+    return new AdoptedDatabase(true, cluster.engine?.engineFamily, {
+      writer: cluster,
+      reader: cluster,
+      writerHost: cluster.clusterEndpoint.hostname,
+      readerHost: cluster.clusterReadEndpoint.hostname,
+      port: portString(cluster.clusterEndpoint.port),
+      portNumber: cluster.clusterEndpoint.port,
+      proxyTarget: rds.ProxyTarget.fromCluster(cluster),
+      grant: (grantee, user) => cluster.grantConnect(grantee, user),
+      replicaLag: new cloudwatch.Metric({ namespace: 'AWS/RDS', metricName: 'AuroraReplicaLagMaximum', dimensionsMap: { DBClusterIdentifier: cluster.clusterIdentifier }, statistic: 'Maximum' }),
+    }, options);
+  }
+
+  /**
+   * An existing RDS primary and its read replica.
+   */
+  public static fromInstances(primary: rds.IDatabaseInstance, replica: rds.IDatabaseInstance, options: AdoptedDatabaseOptions): RouterDatabase {
+    return new AdoptedDatabase(false, primary.engine?.engineFamily, {
+      writer: primary,
+      reader: replica,
+      writerHost: primary.dbInstanceEndpointAddress,
+      readerHost: replica.dbInstanceEndpointAddress,
+      port: primary.dbInstanceEndpointPort,
+      portNumber: Token.asNumber(primary.dbInstanceEndpointPort),
+      proxyTarget: rds.ProxyTarget.fromInstance(primary),
+      grant: (grantee, user) => { primary.grantConnect(grantee, user); replica.grantConnect(grantee, user); },
+      replicaLag: new cloudwatch.Metric({ namespace: 'AWS/RDS', metricName: 'ReplicaLag', dimensionsMap: { DBInstanceIdentifier: replica.instanceIdentifier }, statistic: 'Maximum' }),
+    }, options);
+  }
+
+  /** @internal */
+  public abstract _bind(scope: Construct, vpc: ec2.IVpc, subnets: ec2.SubnetSelection): BoundDatabase;
+}
+
+function portString(port: number): string {
+  return Token.isUnresolved(port) ? Token.asString(port) : String(port);
+}
+
+function engineName(family: string | undefined): string {
+  return family === 'MYSQL' ? 'mysql' : 'postgresql';
+}
+
+function acknowledgeDefaultPort(scope: Construct) {
+  Validations.of(scope).acknowledge({
+    id: 'AwsSolutions-RDS11',
+    reason: 'Only the functions\' and the proxy\'s security groups may connect; a non-default port adds no protection '
+      + 'and breaks tools that assume it.',
+  });
+}
+
+class CreatedAurora extends RouterDatabase {
+  constructor(private readonly options: AuroraDatabaseOptions, private readonly readers: number) {
+    super();
+  }
+
+  public _bind(scope: Construct, vpc: ec2.IVpc, subnets: ec2.SubnetSelection): BoundDatabase {
+    const databaseName = this.options.databaseName ?? 'app';
+    const cluster = new rds.DatabaseCluster(scope, 'Cluster', {
+      engine: this.options.engine ?? rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_13 }),
+      credentials: rds.Credentials.fromGeneratedSecret(ADMIN_USER),
+      defaultDatabaseName: databaseName,
+      vpc,
+      vpcSubnets: subnets,
+      writer: rds.ClusterInstance.serverlessV2('Writer'),
+      readers: Array.from({ length: this.readers }, (_, i) => rds.ClusterInstance.serverlessV2(`Reader${i + 1}`, { scaleWithWriter: true })),
+      serverlessV2MinCapacity: this.options.minCapacity ?? 0.5,
+      serverlessV2MaxCapacity: this.options.maxCapacity ?? 4,
+      storageEncrypted: true,
+      iamAuthentication: true,
+      backup: { retention: Duration.days(7) },
+      deletionProtection: this.options.deletionProtection ?? true,
+      removalPolicy: RemovalPolicy.SNAPSHOT,
+    });
+    cluster.addRotationSingleUser();
+    acknowledgeDefaultPort(cluster);
+    return {
+      aurora: true,
+      engineFamily: engineName(cluster.engine?.engineFamily),
+      writer: cluster,
+      reader: cluster,
+      writerHost: cluster.clusterEndpoint.hostname,
+      readerHost: cluster.clusterReadEndpoint.hostname,
+      port: portString(cluster.clusterEndpoint.port),
+      portNumber: cluster.clusterEndpoint.port,
+      secret: cluster.secret!,
+      databaseName,
+      username: ADMIN_USER,
+      proxyTarget: rds.ProxyTarget.fromCluster(cluster),
+      grantConnect: (grantee, user) => cluster.grantConnect(grantee, user),
+      replicaLag: cluster.metric('AuroraReplicaLagMaximum', { statistic: 'Maximum' }),
+    };
+  }
+}
+
+class CreatedInstances extends RouterDatabase {
+  constructor(private readonly options: InstanceDatabaseOptions) {
+    super();
+  }
+
+  public _bind(scope: Construct, vpc: ec2.IVpc, subnets: ec2.SubnetSelection): BoundDatabase {
+    const databaseName = this.options.databaseName ?? 'app';
+    const instanceType = this.options.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MEDIUM);
+    const deletionProtection = this.options.deletionProtection ?? true;
+    const primary = new rds.DatabaseInstance(scope, 'Primary', {
+      engine: this.options.engine ?? rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16_13 }),
+      credentials: rds.Credentials.fromGeneratedSecret(ADMIN_USER),
+      databaseName,
+      vpc,
+      vpcSubnets: subnets,
+      instanceType,
+      allocatedStorage: this.options.allocatedStorage ?? 20,
+      multiAz: true,
+      storageEncrypted: true,
+      iamAuthentication: true,
+      backupRetention: Duration.days(7),
+      deletionProtection,
+      removalPolicy: RemovalPolicy.SNAPSHOT,
+    });
+    primary.addRotationSingleUser();
+    const replica = new rds.DatabaseInstanceReadReplica(scope, 'Replica', {
+      sourceDatabaseInstance: primary,
+      vpc,
+      vpcSubnets: subnets,
+      instanceType,
+      storageEncrypted: true,
+      iamAuthentication: true,
+      deletionProtection,
+      removalPolicy: RemovalPolicy.SNAPSHOT,
+      securityGroups: primary.connections.securityGroups,
+    });
+    for (const instance of [primary, replica]) acknowledgeDefaultPort(instance);
+    Validations.of(replica).acknowledge({
+      id: 'AwsSolutions-RDS3',
+      reason: 'A read replica is itself the redundancy for reads; the primary is Multi-AZ.',
+    });
+    Validations.of(replica).acknowledge({
+      id: 'AwsSolutions-RDS13',
+      reason: 'Backups are taken on the primary; a replica is rebuilt from it.',
+    });
+    return {
+      aurora: false,
+      engineFamily: engineName(primary.engine?.engineFamily),
+      writer: primary,
+      reader: replica,
+      writerHost: primary.dbInstanceEndpointAddress,
+      readerHost: replica.dbInstanceEndpointAddress,
+      port: primary.dbInstanceEndpointPort,
+      portNumber: Token.asNumber(primary.dbInstanceEndpointPort),
+      secret: primary.secret!,
+      databaseName,
+      username: ADMIN_USER,
+      proxyTarget: rds.ProxyTarget.fromInstance(primary),
+      grantConnect: (grantee, user) => { primary.grantConnect(grantee, user); replica.grantConnect(grantee, user); },
+      replicaLag: replica.metric('ReplicaLag', { statistic: 'Maximum' }),
+    };
+  }
+}
+
+interface AdoptedParts {
+  readonly writer: ec2.IConnectable;
+  readonly reader: ec2.IConnectable;
+  readonly writerHost: string;
+  readonly readerHost: string;
+  readonly port: string;
+  readonly portNumber: number;
+  readonly proxyTarget: rds.ProxyTarget;
+  readonly grant: (grantee: lambda.IFunction, username: string) => void;
+  readonly replicaLag: cloudwatch.Metric;
+}
+
+class AdoptedDatabase extends RouterDatabase {
+  constructor(private readonly aurora: boolean, private readonly family: string | undefined,
+    private readonly parts: AdoptedParts, private readonly options: AdoptedDatabaseOptions) {
+    super();
+  }
+
+  public _bind(): BoundDatabase {
+    return {
+      aurora: this.aurora,
+      engineFamily: engineName(this.family),
+      ...this.parts,
+      grantConnect: this.parts.grant,
+      secret: this.options.secret,
+      databaseName: this.options.databaseName,
+      username: this.options.username,
+    };
+  }
+}
+
+/**
+ * Properties of a `ReadReplicaRouter`.
+ */
+export interface ReadReplicaRouterProps {
+  /** The VPC of the database and the functions. */
+  readonly vpc: ec2.IVpc;
+
+  /** The database: `RouterDatabase.aurora()`, `instanceWithReplica()`, `fromCluster()` or `fromInstances()`. */
+  readonly database: RouterDatabase;
+
+  /**
+   * Put RDS Proxy in front of the writer, so environments scaling out share a connection pool instead of
+   * opening a connection each.
+   *
+   * @default true
+   */
+  readonly proxy?: boolean;
+
+  /**
+   * A read-only proxy endpoint for the readers. Aurora only: RDS Proxy cannot front RDS read replicas.
+   *
+   * @default - true for Aurora with a proxy, false otherwise
+   */
+  readonly readerProxy?: boolean;
+
+  /**
+   * Authenticate with IAM (short-lived tokens) instead of the password in Secrets Manager.
+   *
+   * @default false
+   */
+  readonly iamAuthentication?: boolean;
+
+  /**
+   * Subnets of the database and the proxy.
+   *
+   * @default - the VPC's isolated subnets, or its private ones when it has none
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+}
+
+/**
+ * A database for web functions that read far more than they write: writes (and transactions) to the
+ * writer, reads to replicas, through RDS Proxy by default, wired into the VPC for you.
+ *
+ * `WarmWebFunction({ database: router })` places the function in the VPC, opens exactly
+ * function → proxy (or replica) → database, grants the secret or `rds-db:connect`, and sets the env
+ * contract that `warm_web.django.databases()` and the Node `pg` router read: `DB_ENGINE`, `DB_WRITER_HOST`,
+ * `DB_READER_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`, and `DB_SECRET_ARN` or `DB_IAM_AUTH`.
+ */
+export class ReadReplicaRouter extends Construct {
+  /** The VPC. */
+  public readonly vpc: ec2.IVpc;
+  /** The proxy in front of the writer, when there is one. */
+  public readonly proxy?: rds.DatabaseProxy;
+  /** The database credentials. */
+  public readonly secret: secretsmanager.ISecret;
+  /** What functions are given to reach the database (the env contract). */
+  public readonly environment: Record<string, string>;
+
+  private readonly writer: ec2.IConnectable;
+  private readonly reader: ec2.IConnectable;
+  private readonly bound: BoundDatabase;
+  private readonly iamAuthentication: boolean;
+
+  constructor(scope: Construct, id: string, props: ReadReplicaRouterProps) {
+    super(scope, id);
+    this.vpc = props.vpc;
+    const subnets = dataSubnets(props.vpc, props.vpcSubnets);
+    const bound = props.database._bind(this, props.vpc, subnets);
+    this.bound = bound;
+    this.secret = bound.secret;
+    this.iamAuthentication = props.iamAuthentication ?? false;
+    const useProxy = props.proxy ?? true;
+    if (props.readerProxy && !bound.aurora) {
+      throw new Error('readerProxy: RDS Proxy cannot front RDS read replicas (only Aurora readers); reads go to the replica directly');
+    }
+    if (props.readerProxy && !useProxy) {
+      throw new Error('readerProxy: needs proxy: true');
+    }
+    const readerProxy = props.readerProxy ?? (useProxy && bound.aurora);
+
+    let writerHost = bound.writerHost;
+    let readerHost = bound.readerHost;
+    this.writer = bound.writer;
+    this.reader = bound.reader;
+    if (useProxy) {
+      const proxySecurityGroup = new ec2.SecurityGroup(this, 'ProxySecurityGroup', {
+        vpc: props.vpc,
+        description: 'RDS Proxy: reached by the web functions, reaches the database',
+        allowAllOutbound: false,
+      });
+      this.proxy = new rds.DatabaseProxy(this, 'Proxy', {
+        proxyTarget: bound.proxyTarget,
+        secrets: [bound.secret],
+        vpc: props.vpc,
+        vpcSubnets: subnets,
+        securityGroups: [proxySecurityGroup],
+        requireTLS: true,
+        iamAuth: this.iamAuthentication,
+      });
+      writerHost = this.proxy.endpoint;
+      this.writer = this.proxy;
+      if (readerProxy) {
+        readerHost = this.proxy.addEndpoint('ReaderEndpoint', {
+          vpc: props.vpc,
+          targetRole: rds.ProxyEndpointTargetRole.READ_ONLY,
+          vpcSubnets: subnets,
+          securityGroups: [proxySecurityGroup],
+        }).endpoint;
+        this.reader = this.proxy;
+      }
+    }
+
+    this.environment = {
+      DB_ENGINE: bound.engineFamily,
+      DB_WRITER_HOST: writerHost,
+      DB_READER_HOST: readerHost,
+      DB_PORT: bound.port,
+      DB_NAME: bound.databaseName,
+      DB_USER: bound.username,
+      ...(this.iamAuthentication ? { DB_IAM_AUTH: 'true' } : { DB_SECRET_ARN: bound.secret.secretArn }),
+    };
+  }
+
+  /**
+   * Lets a function in the VPC reach the writer and the readers: security groups and credentials.
+   */
+  public grantConnect(fn: lambda.IFunction): void {
+    const port = ec2.Port.tcp(this.bound.portNumber);
+    for (const target of new Set([this.writer, this.reader])) {
+      target.connections.allowFrom(fn, port, 'web function');
+    }
+    if (this.iamAuthentication) {
+      if (this.proxy) this.proxy.grantConnect(fn, this.bound.username);
+      if (!this.proxy || this.reader !== this.proxy) this.bound.grantConnect(fn, this.bound.username);
+    } else {
+      this.secret.grantRead(fn);
+    }
+  }
+
+  /**
+   * Client connections pinned to one database connection (SET, advisory locks, temporary tables...):
+   * pinned connections defeat the proxy's pooling.
+   */
+  public metricSessionPinned(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    if (!this.proxy) throw new Error('metricSessionPinned: this router has no proxy');
+    return new cloudwatch.Metric({
+      namespace: 'AWS/RDS',
+      metricName: 'DatabaseConnectionsCurrentlySessionPinned',
+      dimensionsMap: { ProxyName: this.proxy.dbProxyName },
+      statistic: 'Maximum',
+      ...props,
+    });
+  }
+
+  /** How far the readers are behind the writer (Aurora: milliseconds; RDS replicas: seconds). */
+  public metricReplicaLag(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.bound.replicaLag.with(props ?? {});
+  }
+
+  /** Alarms when connections stay pinned for 15 minutes. */
+  public addSessionPinningAlarm(): cloudwatch.Alarm {
+    return this.metricSessionPinned({ period: Duration.minutes(5) }).createAlarm(this, 'SessionPinningAlarm', {
+      alarmDescription: `Connections pinned through ${this.node.path}: look for SET, advisory locks or temp tables`,
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  /**
+   * Alarms when the readers fall behind: reads may then miss recent writes of other requests.
+   *
+   * @param threshold lag that is too much
+   * @default Duration.seconds(5)
+   */
+  public addReplicaLagAlarm(threshold: Duration = Duration.seconds(5)): cloudwatch.Alarm {
+    const value = this.bound.aurora ? threshold.toMilliseconds() : threshold.toSeconds();
+    return this.metricReplicaLag({ period: Duration.minutes(1) }).createAlarm(this, 'ReplicaLagAlarm', {
+      alarmDescription: `Readers of ${this.node.path} lag the writer by more than ${threshold.toHumanString()}`,
+      threshold: value,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+}

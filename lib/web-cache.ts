@@ -1,0 +1,141 @@
+import { Names, Size, Token, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elasticache from 'aws-cdk-lib/aws-elasticache';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { dataSubnets } from './private/subnets';
+
+const PORT = 6379;
+const APP_USER = 'app';
+
+/**
+ * Properties of a `WebCache`.
+ */
+export interface WebCacheProps {
+  /** The VPC of the cache and the functions. */
+  readonly vpc: ec2.IVpc;
+
+  /**
+   * Subnets of the cache endpoints.
+   *
+   * @default - the VPC's isolated subnets, or its private ones when it has none
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * The most data the cache may hold.
+   *
+   * @default Size.gibibytes(10)
+   */
+  readonly maxDataStorage?: Size;
+
+  /**
+   * The most ElastiCache Processing Units per second (caps the bill).
+   *
+   * @default 5000
+   */
+  readonly maxEcpuPerSecond?: number;
+}
+
+/**
+ * ElastiCache Serverless (Valkey) for repeated responses and sessions: reachable only from the web
+ * functions' security groups, TLS in transit (always on for serverless caches), and password
+ * authentication with a user whose password lives in Secrets Manager (the built-in `default` user is
+ * turned off).
+ *
+ * `WarmWebFunction({ cache })` opens the function's security group to it, grants the secret, and sets
+ * `CACHE_URL` (`rediss://app@host:6379/0`, no password) and `CACHE_SECRET_ARN`; `warm_web.django.caches()`
+ * combines the two.
+ */
+export class WebCache extends Construct {
+  /** The VPC. */
+  public readonly vpc: ec2.IVpc;
+  /** The cache's security group. */
+  public readonly connections: ec2.Connections;
+  /** The password of the `app` user. */
+  public readonly secret: secretsmanager.ISecret;
+  /** The serverless cache. */
+  public readonly cache: elasticache.CfnServerlessCache;
+  /** What functions are given to reach the cache (`CACHE_URL`, `CACHE_SECRET_ARN`). */
+  public readonly environment: Record<string, string>;
+
+  constructor(scope: Construct, id: string, props: WebCacheProps) {
+    super(scope, id);
+    const maxEcpu = props.maxEcpuPerSecond ?? 5000;
+    if (!Token.isUnresolved(maxEcpu) && (!Number.isInteger(maxEcpu) || maxEcpu < 1000 || maxEcpu > 15_000_000)) {
+      throw new Error(`WebCache: maxEcpuPerSecond must be an integer from 1000 to 15000000, got ${maxEcpu}`);
+    }
+    const storage = props.maxDataStorage ?? Size.gibibytes(10);
+    if (!storage.isUnresolved() && (storage.toGibibytes() < 1 || storage.toGibibytes() > 5000)) {
+      throw new Error(`WebCache: maxDataStorage must be from 1 to 5000 GiB, got ${storage.toGibibytes()} GiB`);
+    }
+    this.vpc = props.vpc;
+    const subnets = props.vpc.selectSubnets(dataSubnets(props.vpc, props.vpcSubnets));
+    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'ElastiCache: reached by the web functions only',
+      allowAllOutbound: false,
+    });
+    this.connections = new ec2.Connections({ securityGroups: [securityGroup], defaultPort: ec2.Port.tcp(PORT) });
+
+    this.secret = new secretsmanager.Secret(this, 'Password', {
+      description: `Password of the '${APP_USER}' user of ${this.node.path}`,
+      generateSecretString: { passwordLength: 32, excludePunctuation: true },
+    });
+    Validations.of(this.secret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'CloudFormation writes this password into the ElastiCache user at deploy time; Secrets Manager rotation '
+        + 'alone would not change the user, so it is rotated by regenerating the secret and redeploying.',
+    });
+    const unique = Names.uniqueResourceName(this, { maxLength: 30, separator: '-' }).toLowerCase();
+    const password = [this.secret.secretValue.unsafeUnwrap()];
+    // Valkey needs a user named "default" in every user group: this one can do nothing.
+    const defaultUser = new elasticache.CfnUser(this, 'DefaultUser', {
+      engine: 'valkey',
+      userId: `${unique}-default`,
+      userName: 'default',
+      accessString: 'off -@all',
+      authenticationMode: { Type: 'password', Passwords: password },
+    });
+    const appUser = new elasticache.CfnUser(this, 'AppUser', {
+      engine: 'valkey',
+      userId: `${unique}-app`,
+      userName: APP_USER,
+      accessString: 'on ~* +@all',
+      authenticationMode: { Type: 'password', Passwords: password },
+    });
+    const userGroup = new elasticache.CfnUserGroup(this, 'Users', {
+      engine: 'valkey', userGroupId: `${unique}-users`, userIds: [defaultUser.userId, appUser.userId],
+    });
+    userGroup.addDependency(defaultUser);
+    userGroup.addDependency(appUser);
+
+    this.cache = new elasticache.CfnServerlessCache(this, 'Resource', {
+      serverlessCacheName: unique,
+      engine: 'valkey',
+      majorEngineVersion: '8',
+      description: `cdk-warm-web cache ${this.node.path}`,
+      subnetIds: subnets.subnetIds,
+      securityGroupIds: [securityGroup.securityGroupId],
+      userGroupId: userGroup.userGroupId,
+      cacheUsageLimits: {
+        dataStorage: { maximum: Math.ceil(storage.toGibibytes()), unit: 'GB' },
+        ecpuPerSecond: { maximum: maxEcpu },
+      },
+      snapshotRetentionLimit: 1,
+    });
+    this.cache.addDependency(userGroup);
+
+    this.environment = {
+      CACHE_URL: `rediss://${APP_USER}@${this.cache.attrEndpointAddress}:${this.cache.attrEndpointPort}/0`,
+      CACHE_SECRET_ARN: this.secret.secretArn,
+    };
+  }
+
+  /** Lets a function in the VPC reach the cache and read its password. */
+  public grantConnect(fn: lambda.IFunction): void {
+    this.connections.allowDefaultPortFrom(fn, 'web function');
+    this.secret.grantRead(fn);
+  }
+}

@@ -1,0 +1,20 @@
+"""A small real Django project for the database tests: settings come from the warm-web env contract."""
+import os
+
+from warm_web.django import caches, databases
+
+SECRET_KEY = "warm-web-db-tests"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["wwitems"]
+MIDDLEWARE = ["warm_web.django.ReadYourWritesMiddleware"]
+ROOT_URLCONF = "wwproj.urls"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+DATABASES = databases()
+DATABASE_ROUTERS = ["warm_web.django.ReadReplicaRouter"]
+CACHES = caches()
+# Seconds before a replica that went down is tried again (30 in production; short here).
+WARM_WEB_REPLICA_BACKOFF = float(os.environ.get("WW_TEST_REPLICA_BACKOFF", "30"))

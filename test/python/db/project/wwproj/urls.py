@@ -1,0 +1,10 @@
+from django.urls import path
+
+from wwproj import views
+
+urlpatterns = [
+    path("server/", views.server),
+    path("items/", views.items),
+    path("atomic/", views.atomic),
+    path("cache/", views.cache_view),
+]

@@ -1,0 +1,172 @@
+"""A real S3-compatible server on loopback for the slim loader's tests: moto's server in a child process
+(from whichever Python on this machine has moto), plain-HTTP helpers to fill it (moto's server does
+not check signatures), and a TCP proxy in front of it that can die in the middle of a response."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def moto_python():
+    """The first of $WARM_WEB_MOTO_PYTHON, this Python, python3 on PATH that can import moto.server."""
+    candidates = [os.environ.get("WARM_WEB_MOTO_PYTHON"), sys.executable, shutil.which("python3"),
+                  os.path.expanduser("~/.pyenv/shims/python3")]
+    for python in candidates:
+        if not python or not os.path.exists(python):
+            continue
+        ok = subprocess.run([python, "-c", "import moto.server"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL).returncode == 0
+        if ok:
+            return python
+    return None
+
+
+class MotoServer:
+    def __init__(self, python):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError("moto server did not start in 60 s")
+                time.sleep(0.1)
+
+    def request(self, method, path, body=None):
+        # An explicit type: urllib's default (form-urlencoded) makes the server parse the body as a form.
+        req = urllib.request.Request(self.url + path, data=body, method=method,
+                                     headers={"Content-Type": "application/octet-stream"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.read()
+
+    def create_bucket(self, bucket):
+        self.request("PUT", f"/{bucket}")
+
+    def put(self, bucket, key, body):
+        self.request("PUT", f"/{bucket}/{key}", body)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class DyingProxy:
+    """Forwards loopback connections to ``target_port``. The first ``die_after`` connections each get
+    ``cut_after`` bytes of the server's response and are then cut; with ``die=True`` the proxy stops
+    listening at that point too, like a server that went away mid-stream."""
+
+    def __init__(self, target_port, cut_after, die_after=1, die=True):
+        self.target_port = target_port
+        self.cut_after = cut_after
+        self.die_after = die_after
+        self.die = die
+        self.cuts = 0
+        self.connections = 0
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lock = threading.Lock()
+        self.sockets = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.closed:
+                    client.close()
+                    return
+                self.connections += 1
+                cut = self.cuts < self.die_after
+                if cut:
+                    self.cuts += 1
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                self.sockets += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.cut_after if cut else None),
+                             daemon=True).start()
+
+    def _pipe(self, src, dst, limit):
+        sent = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[:limit - sent])
+                    self._cut(src, dst)
+                    return
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _cut(self, src, dst):
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        if self.die:
+            self.close()
+
+    def close(self):
+        with self.lock:
+            self.closed = True
+            sockets, self.sockets = self.sockets, []
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        for s in sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def pack(src, out, shard_bytes=None, exclude=None):
+    """Packs ``src`` with the real TypeScript packer; returns its JSON result."""
+    import json
+    args = ["npx", "ts-node", "--transpile-only", "test/python/slim/pack_cli.ts", src, out,
+            str(shard_bytes or ""), "", ",".join(exclude or [])]
+    out_text = subprocess.check_output(args, cwd=ROOT, stderr=subprocess.PIPE, timeout=300)
+    return json.loads(out_text)

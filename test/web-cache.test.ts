@@ -1,0 +1,66 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { App, Size, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { WarmWebFunction, WebApp, WebCache, WebCacheProps, WebCode } from '../lib';
+
+const codeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-code-'));
+fs.writeFileSync(path.join(codeDir, 'app.py'), 'app = None\n');
+
+function cacheStack(props: Partial<WebCacheProps> = {}) {
+  const stack = new Stack(new App(), 'TestStack');
+  const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }], flowLogs: { all: {} } });
+  const cache = new WebCache(stack, 'Cache', { vpc, ...props });
+  new WarmWebFunction(stack, 'Web', { app: WebApp.wsgi('app:app'), code: WebCode.fromDirectory(codeDir), cache });
+  return { stack, cache, template: Template.fromStack(stack) };
+}
+
+describe('WebCache', () => {
+  const { stack, template } = cacheStack();
+
+  test('ElastiCache Serverless Valkey with usage limits, in the isolated subnets', () => {
+    template.hasResourceProperties('AWS::ElastiCache::ServerlessCache', {
+      Engine: 'valkey',
+      MajorEngineVersion: '8',
+      CacheUsageLimits: { DataStorage: { Maximum: 10, Unit: 'GB' }, ECPUPerSecond: { Maximum: 5000 } },
+      SubnetIds: Match.anyValue(),
+      UserGroupId: Match.anyValue(),
+    });
+  });
+
+  test('password auth from Secrets Manager; the default user can do nothing', () => {
+    template.hasResourceProperties('AWS::ElastiCache::User', { UserName: 'default', AccessString: 'off -@all' });
+    template.hasResourceProperties('AWS::ElastiCache::User', {
+      UserName: 'app',
+      AuthenticationMode: { Type: 'password', Passwords: [{ 'Fn::Join': ['', Match.arrayWith(['{{resolve:secretsmanager:'])] }] },
+    });
+  });
+
+  test('only the function may connect, on 6379', () => {
+    const [fnSg] = Object.keys(template.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('Automatic security group for Lambda') } }));
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', { SourceSecurityGroupId: { 'Fn::GetAtt': [fnSg, 'GroupId'] }, FromPort: 6379, ToPort: 6379 });
+    const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress'));
+    expect(ingress).toHaveLength(1);
+  });
+
+  test('the function gets CACHE_URL (TLS, no password) and CACHE_SECRET_ARN', () => {
+    const fns = template.findResources('AWS::Lambda::Function', { Properties: { Handler: 'warm_web.handler.handler' } });
+    const env = Object.values(fns)[0].Properties.Environment.Variables;
+    expect(JSON.stringify(env.CACHE_URL)).toMatch(/rediss:\/\/app@/);
+    expect(env.CACHE_SECRET_ARN).toEqual({ Ref: expect.stringMatching(/^CachePassword/) });
+  });
+
+  test('no unacknowledged cdk-nag finding', () => {
+    expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
+  });
+
+  test.each([
+    [{ maxEcpuPerSecond: 10 }, /maxEcpuPerSecond must be an integer from 1000 to 15000000, got 10/],
+    [{ maxDataStorage: Size.gibibytes(6000) }, /maxDataStorage must be from 1 to 5000 GiB, got 6000 GiB/],
+  ])('rejects %#', (props, message) => {
+    expect(() => cacheStack(props)).toThrow(message);
+  });
+});

@@ -4,11 +4,11 @@ import * as path from 'path';
 import { CustomResource, Duration, RemovalPolicy, Size, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { ALWAYS_EXCLUDED, measureDirectory } from './private/code-directory';
+import { functionRoleAndLogs } from './private/function-role';
 import { packDirectory, PackResult } from './slim/pack';
 
 /** Lambda's largest /tmp. */
@@ -160,12 +160,9 @@ class CodeStore extends Construct {
         + 'CloudTrail records those API calls. Server access logs would need a second bucket for no added signal.',
     });
 
-    const role = new iam.Role(this, 'CopierRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    const { role, logGroup } = functionRoleAndLogs(this, { role: 'CopierRole', logGroup: 'CopierLogs' }, {
       description: 'cdk-warm-web: copies slim code archives into the code bucket and retires old ones',
     });
-    const logGroup = new logs.LogGroup(this, 'CopierLogs', { retention: logs.RetentionDays.ONE_MONTH });
-    logGroup.grantWrite(role);
     // Retiring tags archives the current template no longer names, so tagging covers the whole prefix.
     role.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['s3:PutObjectTagging'],

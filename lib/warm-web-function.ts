@@ -6,6 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { functionRoleAndLogs } from './private/function-role';
 import { ProvisionedAutoScaling, ProvisionedConcurrencyOptions } from './provisioned-auto-scaling';
 import { ReadReplicaRouter } from './read-replica-router';
 import { shimFor, shimLayer } from './shim-layer';
@@ -303,14 +304,11 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     }
     const shim = shimFor(props.app.language);
 
-    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-    });
-    const role = new iam.Role(this, 'ServiceRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    const { role, logGroup } = functionRoleAndLogs(this, { role: 'ServiceRole', logGroup: 'LogGroup' }, {
       description: `Execution role of ${this.node.path}`,
+      retention: props.logRetention,
     });
-    this.logGroup.grantWrite(role);
+    this.logGroup = logGroup;
     this.role = role;
     this.grantPrincipal = role;
 

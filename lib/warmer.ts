@@ -2,10 +2,10 @@ import * as path from 'path';
 import { CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
+import { functionRoleAndLogs } from './private/function-role';
 
 const MAX_CONCURRENCY = 1000;
 
@@ -118,12 +118,9 @@ export class Warmer extends Construct {
 
   private constructor(scope: Construct, id: string) {
     super(scope, id);
-    const logGroup = new logs.LogGroup(this, 'LogGroup', { retention: logs.RetentionDays.ONE_MONTH });
-    const role = new iam.Role(this, 'ServiceRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    const { role, logGroup } = functionRoleAndLogs(this, { role: 'ServiceRole', logGroup: 'LogGroup' }, {
       description: 'cdk-warm-web warmer: invokes only the live aliases it warms',
     });
-    logGroup.grantWrite(role);
     this.invokePolicy = new iam.Policy(this, 'InvokeAliases', { roles: [role] });
     this.lambdaFunction = new lambda.Function(this, 'Resource', {
       description: 'cdk-warm-web warmer: keeps N distinct environments of each live alias warm',

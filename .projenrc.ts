@@ -71,8 +71,10 @@ project.package.addField('overrides', { 'unrs-resolver': '~1.12.2' });
 // Runtime shims: built into assets/ at compile time and shipped in the npm package as Lambda layers.
 const bundleNodeShim = project.addTask('bundle:node-shim', {
   description: 'Bundle the Node runtime shim into the Node layer asset',
-  exec: 'esbuild lib/runtime/node/index.ts --bundle --platform=node --target=node20 --format=cjs '
-    + '--outfile=assets/node-shim-layer/warm-web/index.js',
+  exec: 'esbuild lib/runtime/node/index.ts --bundle --platform=node --target=node20 --format=cjs --external:./slim '
+    + '--outfile=assets/node-shim-layer/warm-web/index.js '
+    + '&& esbuild lib/runtime/node/slim.ts --bundle --platform=node --target=node20 --format=cjs '
+    + '--outfile=assets/node-shim-layer/warm-web/slim.js',
 });
 const bundlePythonShim = project.addTask('bundle:python-shim', {
   description: 'Copy the Python runtime shim into the Python layer asset',

@@ -3,7 +3,7 @@
 import type { Context } from 'aws-lambda';
 import { initWarnMsFrom, primePathsFrom } from './prime';
 import { createShim, Shim } from './shim';
-import { materialise } from './slim';
+import type * as Slim from './slim';
 
 const start = (taskRoot: string): Shim => createShim({
   app: process.env.WARM_WEB_APP,
@@ -15,7 +15,10 @@ const start = (taskRoot: string): Shim => createShim({
 });
 
 // Slim code is fetched from S3 first (asynchronously: a CommonJS entry cannot hold INIT open for it).
-const slimRoot = process.env.WARM_WEB_SLIM_KEY ? materialise(process.env) : undefined;
+// The slim loader is a file of its own in the layer, loaded only by functions that use it: the rest
+// do not pay for parsing it during INIT.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const slimRoot = process.env.WARM_WEB_SLIM_KEY ? (require('./slim') as typeof Slim).materialise(process.env) : undefined;
 let shim = slimRoot ? undefined : start(process.env.LAMBDA_TASK_ROOT || '/var/task');
 
 /** Resolves once the app is loaded and primed (at once unless it is slim code, an ES module that needed import(), or is primed). */

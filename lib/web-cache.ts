@@ -36,16 +36,25 @@ export interface WebCacheProps {
    * @default 5000
    */
   readonly maxEcpuPerSecond?: number;
+
+  /**
+   * Run a node-based replication group of this node type (e.g. `cache.t4g.small`) instead of a serverless
+   * cache: a primary and a replica in two AZs with automatic failover, encrypted at rest and in transit,
+   * AUTH token from Secrets Manager. `maxDataStorage` and `maxEcpuPerSecond` then do not apply.
+   *
+   * @default - serverless
+   */
+  readonly nodeType?: string;
 }
 
 /**
- * ElastiCache Serverless (Valkey) for repeated responses and sessions: reachable only from the web
- * functions' security groups, TLS in transit (always on for serverless caches), and password
- * authentication with a user whose password lives in Secrets Manager (the built-in `default` user is
- * turned off).
+ * ElastiCache (Valkey) for repeated responses and sessions: serverless by default, or a node-based
+ * replication group (`nodeType`). Reachable only from the web functions' security groups, TLS in
+ * transit, and a password from Secrets Manager (serverless: an `app` user, with the built-in `default`
+ * user turned off; node-based: the AUTH token).
  *
  * `WarmWebFunction({ cache })` opens the function's security group to it, grants the secret, and sets
- * `CACHE_URL` (`rediss://app@host:6379/0`, no password) and `CACHE_SECRET_ARN`; `warm_web.django.caches()`
+ * `CACHE_URL` (`rediss://app@host:6379/0`, no password in it) and `CACHE_SECRET_ARN`; `warm_web.django.caches()`
  * combines the two.
  */
 export class WebCache extends Construct {
@@ -55,8 +64,10 @@ export class WebCache extends Construct {
   public readonly connections: ec2.Connections;
   /** The password of the `app` user. */
   public readonly secret: secretsmanager.ISecret;
-  /** The serverless cache. */
-  public readonly cache: elasticache.CfnServerlessCache;
+  /** The cache's endpoint address. */
+  public readonly endpointAddress: string;
+  /** The cache's endpoint port. */
+  public readonly endpointPort: string;
   /** What functions are given to reach the cache (`CACHE_URL`, `CACHE_SECRET_ARN`). */
   public readonly environment: Record<string, string>;
 
@@ -89,46 +100,74 @@ export class WebCache extends Construct {
         + 'alone would not change the user, so it is rotated by regenerating the secret and redeploying.',
     });
     const unique = Names.uniqueResourceName(this, { maxLength: 30, separator: '-' }).toLowerCase();
-    const password = [this.secret.secretValue.unsafeUnwrap()];
-    // Valkey needs a user named "default" in every user group: this one can do nothing.
-    const defaultUser = new elasticache.CfnUser(this, 'DefaultUser', {
-      engine: 'valkey',
-      userId: `${unique}-default`,
-      userName: 'default',
-      accessString: 'off -@all',
-      authenticationMode: { Type: 'password', Passwords: password },
-    });
-    const appUser = new elasticache.CfnUser(this, 'AppUser', {
-      engine: 'valkey',
-      userId: `${unique}-app`,
-      userName: APP_USER,
-      accessString: 'on ~* +@all',
-      authenticationMode: { Type: 'password', Passwords: password },
-    });
-    const userGroup = new elasticache.CfnUserGroup(this, 'Users', {
-      engine: 'valkey', userGroupId: `${unique}-users`, userIds: [defaultUser.userId, appUser.userId],
-    });
-    userGroup.addDependency(defaultUser);
-    userGroup.addDependency(appUser);
-
-    this.cache = new elasticache.CfnServerlessCache(this, 'Resource', {
-      serverlessCacheName: unique,
-      engine: 'valkey',
-      majorEngineVersion: '8',
-      description: `cdk-warm-web cache ${this.node.path}`,
-      subnetIds: subnets.subnetIds,
-      securityGroupIds: [securityGroup.securityGroupId],
-      userGroupId: userGroup.userGroupId,
-      cacheUsageLimits: {
-        dataStorage: { maximum: Math.ceil(storage.toGibibytes()), unit: 'GB' },
-        ecpuPerSecond: { maximum: maxEcpu },
-      },
-      snapshotRetentionLimit: 1,
-    });
-    this.cache.addDependency(userGroup);
+    const password = this.secret.secretValue.unsafeUnwrap();
+    let user: string;
+    if (props.nodeType) {
+      const subnetGroup = new elasticache.CfnSubnetGroup(this, 'SubnetGroup', {
+        description: `cdk-warm-web cache ${this.node.path}`,
+        subnetIds: subnets.subnetIds,
+      });
+      const group = new elasticache.CfnReplicationGroup(this, 'Resource', {
+        replicationGroupDescription: `cdk-warm-web cache ${this.node.path}`,
+        engine: 'valkey',
+        engineVersion: '8.0',
+        cacheNodeType: props.nodeType,
+        numCacheClusters: 2,
+        automaticFailoverEnabled: true,
+        multiAzEnabled: true,
+        atRestEncryptionEnabled: true,
+        transitEncryptionEnabled: true,
+        authToken: password,
+        cacheSubnetGroupName: subnetGroup.ref,
+        securityGroupIds: [securityGroup.securityGroupId],
+        port: PORT,
+        snapshotRetentionLimit: 1,
+      });
+      group.addDependency(subnetGroup);
+      Validations.of(group).acknowledge({
+        id: 'AwsSolutions-AEC5',
+        reason: 'Only the functions\' security groups may connect; a non-default port adds no protection.',
+      });
+      this.endpointAddress = group.attrPrimaryEndPointAddress;
+      this.endpointPort = group.attrPrimaryEndPointPort;
+      user = 'default'; // AUTH token: Valkey's default user
+    } else {
+      // Valkey needs a user named "default" in every user group: this one can do nothing.
+      const defaultUser = new elasticache.CfnUser(this, 'DefaultUser', {
+        engine: 'valkey', userId: `${unique}-default`, userName: 'default', accessString: 'off -@all',
+        authenticationMode: { Type: 'password', Passwords: [password] },
+      });
+      const appUser = new elasticache.CfnUser(this, 'AppUser', {
+        engine: 'valkey', userId: `${unique}-app`, userName: APP_USER, accessString: 'on ~* +@all',
+        authenticationMode: { Type: 'password', Passwords: [password] },
+      });
+      const userGroup = new elasticache.CfnUserGroup(this, 'Users', {
+        engine: 'valkey', userGroupId: `${unique}-users`, userIds: [defaultUser.userId, appUser.userId],
+      });
+      userGroup.addDependency(defaultUser);
+      userGroup.addDependency(appUser);
+      const cache = new elasticache.CfnServerlessCache(this, 'Resource', {
+        serverlessCacheName: unique,
+        engine: 'valkey',
+        majorEngineVersion: '8',
+        description: `cdk-warm-web cache ${this.node.path}`,
+        subnetIds: subnets.subnetIds,
+        securityGroupIds: [securityGroup.securityGroupId],
+        userGroupId: userGroup.userGroupId,
+        cacheUsageLimits: {
+          dataStorage: { maximum: Math.ceil(storage.toGibibytes()), unit: 'GB' },
+          ecpuPerSecond: { maximum: maxEcpu },
+        },
+        snapshotRetentionLimit: 1,
+      });
+      cache.addDependency(userGroup);
+      this.endpointAddress = cache.attrEndpointAddress;
+      this.endpointPort = cache.attrEndpointPort;
+      user = APP_USER;
+    }
 
     this.environment = {
-      CACHE_URL: `rediss://${APP_USER}@${this.cache.attrEndpointAddress}:${this.cache.attrEndpointPort}/0`,
+      CACHE_URL: `rediss://${user}@${this.endpointAddress}:${this.endpointPort}/0`,
       CACHE_SECRET_ARN: this.secret.secretArn,
     };
   }

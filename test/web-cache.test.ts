@@ -57,6 +57,19 @@ describe('WebCache', () => {
     expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
   });
 
+  test('node-based: a Multi-AZ replication group with encryption and an AUTH token', () => {
+    const nodes = cacheStack({ nodeType: 'cache.t4g.small' });
+    nodes.template.resourceCountIs('AWS::ElastiCache::ServerlessCache', 0);
+    nodes.template.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      Engine: 'valkey', CacheNodeType: 'cache.t4g.small', NumCacheClusters: 2, MultiAZEnabled: true, AutomaticFailoverEnabled: true,
+      AtRestEncryptionEnabled: true, TransitEncryptionEnabled: true,
+      AuthToken: { 'Fn::Join': ['', Match.arrayWith(['{{resolve:secretsmanager:'])] },
+    });
+    const fns = nodes.template.findResources('AWS::Lambda::Function', { Properties: { Handler: 'warm_web.handler.handler' } });
+    expect(JSON.stringify(Object.values(fns)[0].Properties.Environment.Variables.CACHE_URL)).toMatch(/rediss:\/\/default@/);
+    expect(new AwsSolutionsChecks().validateScope(nodes.stack).violations).toEqual([]);
+  });
+
   test.each([
     [{ maxEcpuPerSecond: 10 }, /maxEcpuPerSecond must be an integer from 1000 to 15000000, got 10/],
     [{ maxDataStorage: Size.gibibytes(6000) }, /maxDataStorage must be from 1 to 5000 GiB, got 6000 GiB/],

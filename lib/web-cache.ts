@@ -133,16 +133,19 @@ export class WebCache extends Construct {
       user = 'default'; // AUTH token: Valkey's default user
     } else {
       // Valkey needs a user named "default" in every user group: this one can do nothing.
-      const defaultUser = new elasticache.CfnUser(this, 'DefaultUser', {
-        engine: 'valkey', userId: `${unique}-default`, userName: 'default', accessString: 'off -@all',
+      const cacheUser = (constructId: string, userName: string, accessString: string) => new elasticache.CfnUser(this, constructId, {
+        engine: 'valkey',
+        userId: `${unique}-${userName}`,
+        userName,
+        accessString,
         authenticationMode: { Type: 'password', Passwords: [password] },
       });
-      const appUser = new elasticache.CfnUser(this, 'AppUser', {
-        engine: 'valkey', userId: `${unique}-app`, userName: APP_USER, accessString: 'on ~* +@all',
-        authenticationMode: { Type: 'password', Passwords: [password] },
-      });
+      const defaultUser = cacheUser('DefaultUser', 'default', 'off -@all');
+      const appUser = cacheUser('AppUser', APP_USER, 'on ~* +@all');
       const userGroup = new elasticache.CfnUserGroup(this, 'Users', {
-        engine: 'valkey', userGroupId: `${unique}-users`, userIds: [defaultUser.userId, appUser.userId],
+        engine: 'valkey',
+        userGroupId: `${unique}-users`,
+        userIds: [defaultUser.userId, appUser.userId],
       });
       userGroup.addDependency(defaultUser);
       userGroup.addDependency(appUser);

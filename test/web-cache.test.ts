@@ -61,8 +61,13 @@ describe('WebCache', () => {
     const nodes = cacheStack({ nodeType: 'cache.t4g.small' });
     nodes.template.resourceCountIs('AWS::ElastiCache::ServerlessCache', 0);
     nodes.template.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
-      Engine: 'valkey', CacheNodeType: 'cache.t4g.small', NumCacheClusters: 2, MultiAZEnabled: true, AutomaticFailoverEnabled: true,
-      AtRestEncryptionEnabled: true, TransitEncryptionEnabled: true,
+      Engine: 'valkey',
+      CacheNodeType: 'cache.t4g.small',
+      NumCacheClusters: 2,
+      MultiAZEnabled: true,
+      AutomaticFailoverEnabled: true,
+      AtRestEncryptionEnabled: true,
+      TransitEncryptionEnabled: true,
       AuthToken: { 'Fn::Join': ['', Match.arrayWith(['{{resolve:secretsmanager:'])] },
     });
     const fns = nodes.template.findResources('AWS::Lambda::Function', { Properties: { Handler: 'warm_web.handler.handler' } });

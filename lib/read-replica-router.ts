@@ -155,34 +155,14 @@ export abstract class RouterDatabase {
    * An existing Aurora cluster (writer and reader endpoints).
    */
   public static fromCluster(cluster: rds.IDatabaseCluster, options: AdoptedDatabaseOptions): RouterDatabase {
-    return new AdoptedDatabase(true, cluster.engine?.engineFamily, {
-      writer: cluster,
-      reader: cluster,
-      writerHost: cluster.clusterEndpoint.hostname,
-      readerHost: cluster.clusterReadEndpoint.hostname,
-      port: portString(cluster.clusterEndpoint.port),
-      portNumber: cluster.clusterEndpoint.port,
-      proxyTarget: rds.ProxyTarget.fromCluster(cluster),
-      grant: (grantee, user) => cluster.grantConnect(grantee, user),
-      replicaLag: new cloudwatch.Metric({ namespace: 'AWS/RDS', metricName: 'AuroraReplicaLagMaximum', dimensionsMap: { DBClusterIdentifier: cluster.clusterIdentifier }, statistic: 'Maximum' }),
-    }, options);
+    return new AdoptedDatabase(clusterParts(cluster), options);
   }
 
   /**
    * An existing RDS primary and its read replica.
    */
   public static fromInstances(primary: rds.IDatabaseInstance, replica: rds.IDatabaseInstance, options: AdoptedDatabaseOptions): RouterDatabase {
-    return new AdoptedDatabase(false, primary.engine?.engineFamily, {
-      writer: primary,
-      reader: replica,
-      writerHost: primary.dbInstanceEndpointAddress,
-      readerHost: replica.dbInstanceEndpointAddress,
-      port: primary.dbInstanceEndpointPort,
-      portNumber: Token.asNumber(primary.dbInstanceEndpointPort),
-      proxyTarget: rds.ProxyTarget.fromInstance(primary),
-      grant: (grantee, user) => { primary.grantConnect(grantee, user); replica.grantConnect(grantee, user); },
-      replicaLag: new cloudwatch.Metric({ namespace: 'AWS/RDS', metricName: 'ReplicaLag', dimensionsMap: { DBInstanceIdentifier: replica.instanceIdentifier }, statistic: 'Maximum' }),
-    }, options);
+    return new AdoptedDatabase(instanceParts(primary, replica), options);
   }
 
   /** @internal */
@@ -230,22 +210,7 @@ class CreatedAurora extends RouterDatabase {
     });
     cluster.addRotationSingleUser();
     acknowledgeDefaultPort(cluster);
-    return {
-      aurora: true,
-      engineFamily: engineName(cluster.engine?.engineFamily),
-      writer: cluster,
-      reader: cluster,
-      writerHost: cluster.clusterEndpoint.hostname,
-      readerHost: cluster.clusterReadEndpoint.hostname,
-      port: portString(cluster.clusterEndpoint.port),
-      portNumber: cluster.clusterEndpoint.port,
-      secret: cluster.secret!,
-      databaseName,
-      username: ADMIN_USER,
-      proxyTarget: rds.ProxyTarget.fromCluster(cluster),
-      grantConnect: (grantee, user) => cluster.grantConnect(grantee, user),
-      replicaLag: cluster.metric('AuroraReplicaLagMaximum', { statistic: 'Maximum' }),
-    };
+    return { ...clusterParts(cluster), secret: cluster.secret!, databaseName, username: ADMIN_USER };
   }
 }
 
@@ -294,53 +259,65 @@ class CreatedInstances extends RouterDatabase {
       id: 'AwsSolutions-RDS13',
       reason: 'Backups are taken on the primary; a replica is rebuilt from it.',
     });
-    return {
-      aurora: false,
-      engineFamily: engineName(primary.engine?.engineFamily),
-      writer: primary,
-      reader: replica,
-      writerHost: primary.dbInstanceEndpointAddress,
-      readerHost: replica.dbInstanceEndpointAddress,
-      port: primary.dbInstanceEndpointPort,
-      portNumber: Token.asNumber(primary.dbInstanceEndpointPort),
-      secret: primary.secret!,
-      databaseName,
-      username: ADMIN_USER,
-      proxyTarget: rds.ProxyTarget.fromInstance(primary),
-      grantConnect: (grantee, user) => { primary.grantConnect(grantee, user); replica.grantConnect(grantee, user); },
-      replicaLag: replica.metric('ReplicaLag', { statistic: 'Maximum' }),
-    };
+    return { ...instanceParts(primary, replica), secret: primary.secret!, databaseName, username: ADMIN_USER };
   }
 }
 
-interface AdoptedParts {
-  readonly writer: ec2.IConnectable;
-  readonly reader: ec2.IConnectable;
-  readonly writerHost: string;
-  readonly readerHost: string;
-  readonly port: string;
-  readonly portNumber: number;
-  readonly proxyTarget: rds.ProxyTarget;
-  readonly grant: (grantee: lambda.IFunction, username: string) => void;
-  readonly replicaLag: cloudwatch.Metric;
+/** The parts of a bound database that follow from its cluster or instances alone. */
+type DatabaseParts = Omit<BoundDatabase, 'secret' | 'databaseName' | 'username'>;
+
+function clusterParts(cluster: rds.IDatabaseCluster): DatabaseParts {
+  return {
+    aurora: true,
+    engineFamily: engineName(cluster.engine?.engineFamily),
+    writer: cluster,
+    reader: cluster,
+    writerHost: cluster.clusterEndpoint.hostname,
+    readerHost: cluster.clusterReadEndpoint.hostname,
+    port: portString(cluster.clusterEndpoint.port),
+    portNumber: cluster.clusterEndpoint.port,
+    proxyTarget: rds.ProxyTarget.fromCluster(cluster),
+    grantConnect: (grantee, user) => cluster.grantConnect(grantee, user),
+    replicaLag: new cloudwatch.Metric({
+      namespace: 'AWS/RDS',
+      metricName: 'AuroraReplicaLagMaximum',
+      dimensionsMap: { DBClusterIdentifier: cluster.clusterIdentifier },
+      statistic: 'Maximum',
+    }),
+  };
+}
+
+function instanceParts(primary: rds.IDatabaseInstance, replica: rds.IDatabaseInstance): DatabaseParts {
+  return {
+    aurora: false,
+    engineFamily: engineName(primary.engine?.engineFamily),
+    writer: primary,
+    reader: replica,
+    writerHost: primary.dbInstanceEndpointAddress,
+    readerHost: replica.dbInstanceEndpointAddress,
+    port: primary.dbInstanceEndpointPort,
+    portNumber: Token.asNumber(primary.dbInstanceEndpointPort),
+    proxyTarget: rds.ProxyTarget.fromInstance(primary),
+    grantConnect: (grantee, user) => {
+      primary.grantConnect(grantee, user);
+      replica.grantConnect(grantee, user);
+    },
+    replicaLag: new cloudwatch.Metric({
+      namespace: 'AWS/RDS',
+      metricName: 'ReplicaLag',
+      dimensionsMap: { DBInstanceIdentifier: replica.instanceIdentifier },
+      statistic: 'Maximum',
+    }),
+  };
 }
 
 class AdoptedDatabase extends RouterDatabase {
-  constructor(private readonly aurora: boolean, private readonly family: string | undefined,
-    private readonly parts: AdoptedParts, private readonly options: AdoptedDatabaseOptions) {
+  constructor(private readonly parts: DatabaseParts, private readonly options: AdoptedDatabaseOptions) {
     super();
   }
 
   public _bind(): BoundDatabase {
-    return {
-      aurora: this.aurora,
-      engineFamily: engineName(this.family),
-      ...this.parts,
-      grantConnect: this.parts.grant,
-      secret: this.options.secret,
-      databaseName: this.options.databaseName,
-      username: this.options.username,
-    };
+    return { ...this.parts, secret: this.options.secret, databaseName: this.options.databaseName, username: this.options.username };
   }
 }
 

@@ -43,6 +43,14 @@ want_services() {
   fi
 }
 
+# moto's S3 server stands in for S3 in the slim-code tests; they run it with python3 (not the venv).
+want_moto() {
+  if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+    step "moto (S3 server for the slim-code tests)"
+    python3 -m pip install --quiet --retries 0 --timeout 5 'moto[server]'
+  fi
+}
+
 # cfn-lint checks every synthesized template.
 want_cfn_lint() {
   if ! command -v cfn-lint >/dev/null 2>&1; then

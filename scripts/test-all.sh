@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 want_python_env
 want_services
+want_moto
 want_cfn_lint
 
 step "build: bundle the runtime shims, compile with jsii"

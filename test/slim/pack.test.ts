@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
+import { listing } from './listing';
 import { packDirectory, readIndex, SLIM_MTIME, SlimPackError } from '../../lib/slim/pack';
 
 let work: string;
@@ -54,27 +55,6 @@ function extractWithTar(archive: string): string {
   return out;
 }
 
-/** kind, mode and content of every entry, as `ls -lR` would show the differences. */
-function listing(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const visit = (rel: string): void => {
-    for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const st = fs.lstatSync(path.join(root, r));
-      if (st.isSymbolicLink()) {
-        out[r] = `link ${fs.readlinkSync(path.join(root, r))}`;
-      } else if (st.isDirectory()) {
-        out[r] = 'dir';
-        visit(r);
-      } else {
-        out[r] = `file ${(st.mode & 0o111) ? 'x' : '-'} ${createHash('sha256').update(fs.readFileSync(path.join(root, r))).digest('hex').slice(0, 16)}`;
-      }
-    }
-  };
-  visit('');
-  return out;
-}
-
 describe('packDirectory', () => {
   test('the archive is an ordinary .tar.gz that tar extracts to the same tree', () => {
     const src = sampleTree();
@@ -83,7 +63,7 @@ describe('packDirectory', () => {
     expect(result).toMatchObject({ files: 9, symlinks: 3, dirs: 9, size: fs.statSync(out).size, fileSha256: sha256(out) });
     expect(result.unpackedBytes).toBe(12 + 19 + 1 + 2 + 6 + 5 + 0 + 4 + 300_000);
     const extracted = extractWithTar(out);
-    expect(listing(extracted)).toEqual(listing(src));
+    expect(listing(extracted, 'executable')).toEqual(listing(src, 'executable'));
     expect(fs.statSync(path.join(extracted, 'bin/run.sh')).mode & 0o777).toBe(0o755);
     expect(fs.statSync(path.join(extracted, 'bin/owner-only')).mode & 0o777).toBe(0o755);
     expect(fs.statSync(path.join(extracted, 'app.py')).mode & 0o777).toBe(0o644);
@@ -160,7 +140,7 @@ describe('packDirectory', () => {
       return m;
     });
     for (const m of members.reverse()) execFileSync('tar', ['-xzf', '-', '-C', dest], { input: m });
-    expect(listing(dest)).toEqual(listing(src));
+    expect(listing(dest, 'executable')).toEqual(listing(src, 'executable'));
   });
 
   test('exclude patterns: names at any depth, anchored paths, ** and directories only', () => {

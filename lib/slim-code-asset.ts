@@ -7,7 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
-import { ALWAYS_EXCLUDED, measureDirectory } from './private/code-directory';
+import { ALWAYS_EXCLUDED, checkDirectory, noFilesError } from './private/code-directory';
 import { functionRoleAndLogs } from './private/function-role';
 import { packDirectory, PackResult } from './slim/pack';
 
@@ -66,8 +66,12 @@ export class SlimCodeAsset extends Construct {
   constructor(scope: Construct, id: string, props: SlimCodeAssetProps) {
     super(scope, id);
     const exclude = [...ALWAYS_EXCLUDED, ...(props.exclude ?? [])];
-    measureDirectory('SlimCodeAsset', props.directory, exclude);
+    checkDirectory('SlimCodeAsset', props.directory);
+    // The packer walks the tree anyway: its counts answer "is anything left to deploy?".
     const packed = pack(props.directory, exclude);
+    if (packed.files + packed.symlinks === 0) {
+      throw noFilesError('SlimCodeAsset', props.directory, exclude);
+    }
     this.sha256 = packed.sha256;
     this.archiveBytes = packed.size;
     this.unpackedBytes = packed.unpackedBytes;

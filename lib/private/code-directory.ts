@@ -11,8 +11,8 @@ export const ALWAYS_EXCLUDED = ['.git', 'cdk.out', '.venv', '**/.DS_Store'];
  */
 export const BYTECODE = ['**/__pycache__', '**/*.pyc'];
 
-/** Checks a code directory exists and has files after exclusions; returns what it holds. */
-export function measureDirectory(factory: string, directory: string, exclude: string[]): { files: number; bytes: number } {
+/** Checks a code directory exists and is a directory. */
+export function checkDirectory(factory: string, directory: string): void {
   const root = path.resolve(directory);
   if (!fs.existsSync(root)) {
     throw new Error(`${factory}: directory '${directory}' does not exist`);
@@ -20,6 +20,17 @@ export function measureDirectory(factory: string, directory: string, exclude: st
   if (!fs.statSync(root).isDirectory()) {
     throw new Error(`${factory}: '${directory}' is not a directory`);
   }
+}
+
+/** The error for a directory left with nothing to deploy. */
+export function noFilesError(factory: string, directory: string, exclude: string[]): Error {
+  return new Error(`${factory}: directory '${directory}' has no files to deploy (after exclude patterns ${JSON.stringify(exclude)})`);
+}
+
+/** Checks a code directory exists and has files after exclusions; returns what it holds. */
+export function measureDirectory(factory: string, directory: string, exclude: string[]): { files: number; bytes: number } {
+  checkDirectory(factory, directory);
+  const root = path.resolve(directory);
   const ignore = IgnoreStrategy.glob(root, exclude);
   let files = 0;
   let bytes = 0;
@@ -37,7 +48,7 @@ export function measureDirectory(factory: string, directory: string, exclude: st
   };
   walk(root);
   if (files === 0) {
-    throw new Error(`${factory}: directory '${directory}' has no files to deploy (after exclude patterns ${JSON.stringify(exclude)})`);
+    throw noFilesError(factory, directory, exclude);
   }
   return { files, bytes };
 }

@@ -5,6 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 step "build: bundle the runtime shims, compile with jsii"
+# `compile` alone does not bundle: a clean clone has no assets/ until pre-compile runs.
+npx projen pre-compile
 npx projen compile
 
 step "package examples/django (Django for Lambda arm64 / Python 3.14)"

@@ -12,6 +12,8 @@ want_moto
 want_cfn_lint
 
 step "build: bundle the runtime shims, compile with jsii"
+# `compile` alone does not bundle: a clean clone has no assets/ until pre-compile runs.
+npx projen pre-compile
 npx projen compile
 
 step "Python bindings (jsii-pacmak --code-only)"

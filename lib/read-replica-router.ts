@@ -5,6 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { deletionProtectionDefault } from './private/deletion-protection';
 import { dataSubnets } from './private/subnets';
 
 const ADMIN_USER = 'app_admin';
@@ -51,7 +52,7 @@ export interface AuroraDatabaseOptions {
   /**
    * Refuse to delete the cluster (turn off only for throw-away stacks).
    *
-   * @default true
+   * @default - true; inside a `WarmWebStack`, the stack's `deletionProtection`
    */
   readonly deletionProtection?: boolean;
 }
@@ -91,7 +92,7 @@ export interface InstanceDatabaseOptions {
   /**
    * Refuse to delete the instances (turn off only for throw-away stacks).
    *
-   * @default true
+   * @default - true; inside a `WarmWebStack`, the stack's `deletionProtection`
    */
   readonly deletionProtection?: boolean;
 }
@@ -124,6 +125,7 @@ interface BoundDatabase {
   readonly proxyTarget: rds.ProxyTarget;
   readonly grantConnect: (grantee: lambda.IFunction, username: string) => void;
   readonly replicaLag: cloudwatch.Metric;
+  readonly connections: cloudwatch.Metric;
 }
 
 /**
@@ -177,6 +179,11 @@ function engineName(family: string | undefined): string {
   return family === 'MYSQL' ? 'mysql' : 'postgresql';
 }
 
+/** Server parameters that refuse connections without TLS. */
+function requireTls(engineFamily: string | undefined): Record<string, string> {
+  return engineFamily === 'MYSQL' ? { require_secure_transport: 'ON' } : { 'rds.force_ssl': '1' };
+}
+
 function acknowledgeDefaultPort(scope: Construct) {
   Validations.of(scope).acknowledge({
     id: 'AwsSolutions-RDS11',
@@ -192,8 +199,10 @@ class CreatedAurora extends RouterDatabase {
 
   public _bind(scope: Construct, vpc: ec2.IVpc, subnets: ec2.SubnetSelection): BoundDatabase {
     const databaseName = this.options.databaseName ?? 'app';
+    const engine = this.options.engine ?? rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_13 });
     const cluster = new rds.DatabaseCluster(scope, 'Cluster', {
-      engine: this.options.engine ?? rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_13 }),
+      engine,
+      parameters: requireTls(engine.engineFamily),
       credentials: rds.Credentials.fromGeneratedSecret(ADMIN_USER),
       defaultDatabaseName: databaseName,
       vpc,
@@ -205,7 +214,7 @@ class CreatedAurora extends RouterDatabase {
       storageEncrypted: true,
       iamAuthentication: true,
       backup: { retention: Duration.days(7) },
-      deletionProtection: this.options.deletionProtection ?? true,
+      deletionProtection: this.options.deletionProtection ?? deletionProtectionDefault(scope),
       removalPolicy: RemovalPolicy.SNAPSHOT,
     });
     cluster.addRotationSingleUser();
@@ -222,9 +231,12 @@ class CreatedInstances extends RouterDatabase {
   public _bind(scope: Construct, vpc: ec2.IVpc, subnets: ec2.SubnetSelection): BoundDatabase {
     const databaseName = this.options.databaseName ?? 'app';
     const instanceType = this.options.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MEDIUM);
-    const deletionProtection = this.options.deletionProtection ?? true;
+    const deletionProtection = this.options.deletionProtection ?? deletionProtectionDefault(scope);
+    const engine = this.options.engine ?? rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16_13 });
+    const parameterGroup = new rds.ParameterGroup(scope, 'Parameters', { engine, parameters: requireTls(engine.engineFamily) });
     const primary = new rds.DatabaseInstance(scope, 'Primary', {
-      engine: this.options.engine ?? rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16_13 }),
+      engine,
+      parameterGroup,
       credentials: rds.Credentials.fromGeneratedSecret(ADMIN_USER),
       databaseName,
       vpc,
@@ -241,6 +253,7 @@ class CreatedInstances extends RouterDatabase {
     primary.addRotationSingleUser();
     const replica = new rds.DatabaseInstanceReadReplica(scope, 'Replica', {
       sourceDatabaseInstance: primary,
+      parameterGroup,
       vpc,
       vpcSubnets: subnets,
       instanceType,
@@ -284,6 +297,12 @@ function clusterParts(cluster: rds.IDatabaseCluster): DatabaseParts {
       dimensionsMap: { DBClusterIdentifier: cluster.clusterIdentifier },
       statistic: 'Maximum',
     }),
+    connections: new cloudwatch.Metric({
+      namespace: 'AWS/RDS',
+      metricName: 'DatabaseConnections',
+      dimensionsMap: { DBClusterIdentifier: cluster.clusterIdentifier },
+      statistic: 'Maximum',
+    }),
   };
 }
 
@@ -308,6 +327,12 @@ function instanceParts(primary: rds.IDatabaseInstance, replica: rds.IDatabaseIns
       dimensionsMap: { DBInstanceIdentifier: replica.instanceIdentifier },
       statistic: 'Maximum',
     }),
+    connections: new cloudwatch.Metric({
+      namespace: 'AWS/RDS',
+      metricName: 'DatabaseConnections',
+      dimensionsMap: { DBInstanceIdentifier: primary.instanceIdentifier },
+      statistic: 'Maximum',
+    }),
   };
 }
 
@@ -322,12 +347,9 @@ class AdoptedDatabase extends RouterDatabase {
 }
 
 /**
- * Properties of a `ReadReplicaRouter`.
+ * The database of a `ReadReplicaRouter` and how functions reach it (the VPC aside).
  */
-export interface ReadReplicaRouterProps {
-  /** The VPC of the database and the functions. */
-  readonly vpc: ec2.IVpc;
-
+export interface ReadReplicaRouterOptions {
   /** The database: `RouterDatabase.aurora()`, `instanceWithReplica()`, `fromCluster()` or `fromInstances()`. */
   readonly database: RouterDatabase;
 
@@ -352,6 +374,14 @@ export interface ReadReplicaRouterProps {
    * @default false
    */
   readonly iamAuthentication?: boolean;
+}
+
+/**
+ * Properties of a `ReadReplicaRouter`.
+ */
+export interface ReadReplicaRouterProps extends ReadReplicaRouterOptions {
+  /** The VPC of the database and the functions. */
+  readonly vpc: ec2.IVpc;
 
   /**
    * Subnets of the database and the proxy.
@@ -467,13 +497,28 @@ export class ReadReplicaRouter extends Construct {
    */
   public metricSessionPinned(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     if (!this.proxy) throw new Error('metricSessionPinned: this router has no proxy');
-    return new cloudwatch.Metric({
-      namespace: 'AWS/RDS',
-      metricName: 'DatabaseConnectionsCurrentlySessionPinned',
-      dimensionsMap: { ProxyName: this.proxy.dbProxyName },
-      statistic: 'Maximum',
-      ...props,
-    });
+    return this.proxyMetric('DatabaseConnectionsCurrentlySessionPinned', props);
+  }
+
+  /**
+   * Connections the database holds: with a proxy, the proxy's pool (what proxy sharing keeps small);
+   * without, the writer's connections.
+   *
+   * @default - maximum over 5 minutes
+   */
+  public metricDatabaseConnections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    if (!this.proxy) return this.bound.connections.with(props ?? {});
+    return this.proxyMetric('DatabaseConnections', props);
+  }
+
+  /**
+   * Connections from functions to the proxy: about one per busy environment.
+   *
+   * @default - maximum over 5 minutes
+   */
+  public metricClientConnections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    if (!this.proxy) throw new Error('metricClientConnections: this router has no proxy');
+    return this.proxyMetric('ClientConnections', props);
   }
 
   /** How far the readers are behind the writer (Aurora: milliseconds; RDS replicas: seconds). */
@@ -486,6 +531,38 @@ export class ReadReplicaRouter extends Construct {
     return this.metricSessionPinned({ period: Duration.minutes(5) }).createAlarm(this, 'SessionPinningAlarm', {
       alarmDescription: `Connections pinned through ${this.node.path}: look for SET, advisory locks or temp tables`,
       threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  /**
+   * Alarms when the proxy's pool is nearly exhausted: its database connections stay above `threshold`
+   * percent of `MaxDatabaseConnectionsAllowed` for 15 minutes, so requests wait to borrow a connection.
+   * Needs a proxy: without one, the database's limit depends on its size and is not published.
+   *
+   * @param threshold percent of the allowed connections, 1–100
+   * @default 90
+   */
+  public addConnectionSaturationAlarm(threshold: number = 90): cloudwatch.Alarm {
+    if (!this.proxy) throw new Error('addConnectionSaturationAlarm: this router has no proxy');
+    if (!Token.isUnresolved(threshold) && (threshold < 1 || threshold > 100)) {
+      throw new Error(`addConnectionSaturationAlarm: threshold is a percentage from 1 to 100, got ${threshold}`);
+    }
+    const period = Duration.minutes(5);
+    return new cloudwatch.Alarm(this, 'ConnectionSaturationAlarm', {
+      metric: new cloudwatch.MathExpression({
+        expression: '100 * used / allowed',
+        usingMetrics: {
+          used: this.proxyMetric('DatabaseConnections', { period }),
+          allowed: this.proxyMetric('MaxDatabaseConnectionsAllowed', { period, statistic: 'Minimum' }),
+        },
+        label: 'Proxy pool in use (%)',
+        period,
+      }),
+      alarmDescription: `The pool of ${this.node.path} is above ${threshold} % of the connections the database allows`,
+      threshold,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -506,6 +583,16 @@ export class ReadReplicaRouter extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  private proxyMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/RDS',
+      metricName,
+      dimensionsMap: { ProxyName: this.proxy!.dbProxyName },
+      statistic: 'Maximum',
+      ...props,
     });
   }
 }

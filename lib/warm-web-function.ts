@@ -7,6 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { functionRoleAndLogs } from './private/function-role';
+import { ensureS3GatewayEndpoint } from './private/subnets';
 import { ProvisionedAutoScaling, ProvisionedConcurrencyOptions } from './provisioned-auto-scaling';
 import { ReadReplicaRouter } from './read-replica-router';
 import { shimFor, shimLayer } from './shim-layer';
@@ -24,9 +25,10 @@ const MIN_PYTHON_MINOR = 12;
 const MIN_NODE_MAJOR = 22;
 
 /**
- * Properties of a `WarmWebFunction`.
+ * What a web function runs and how: everything about a `WarmWebFunction` except the network and data
+ * tier it is wired into (`WarmWebStack` wires those).
  */
-export interface WarmWebFunctionProps {
+export interface WarmWebFunctionOptions {
   /**
    * The app to run, e.g. `WebApp.wsgi('mysite.wsgi:application')`.
    */
@@ -162,6 +164,18 @@ export interface WarmWebFunctionProps {
   readonly ephemeralStorageSize?: Size;
 
   /**
+   * A description of the function.
+   *
+   * @default - the app kind and spec, e.g. `cdk-warm-web wsgi mysite.wsgi:application`
+   */
+  readonly description?: string;
+}
+
+/**
+ * Properties of a `WarmWebFunction`.
+ */
+export interface WarmWebFunctionProps extends WarmWebFunctionOptions {
+  /**
    * A database to use through a `ReadReplicaRouter`: the function runs in the router's VPC, may reach
    * the proxy (or replica) and gets the `DB_*` environment variables.
    *
@@ -198,13 +212,6 @@ export interface WarmWebFunctionProps {
    * @default - a new security group that allows all outbound traffic
    */
   readonly securityGroups?: ec2.ISecurityGroup[];
-
-  /**
-   * A description of the function.
-   *
-   * @default - the app kind and spec, e.g. `cdk-warm-web wsgi mysite.wsgi:application`
-   */
-  readonly description?: string;
 }
 
 /**
@@ -532,13 +539,6 @@ function validateCode(props: WarmWebFunctionProps, code: WebCodeConfig): Size | 
 }
 
 /** Slim code is fetched from S3 during INIT: in a VPC that needs a gateway endpoint (free) or NAT. */
-function ensureS3GatewayEndpoint(vpc: ec2.IVpc) {
-  const id = 'WarmWebS3Endpoint';
-  if (!vpc.node.tryFindChild(id)) {
-    vpc.addGatewayEndpoint(id, { service: ec2.GatewayVpcEndpointAwsService.S3 });
-  }
-}
-
 function positiveInteger(value?: number): number | undefined {
   return value !== undefined && (Token.isUnresolved(value) || (Number.isInteger(value) && value > 0)) ? value : undefined;
 }

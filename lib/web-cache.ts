@@ -1,4 +1,5 @@
-import { Names, Size, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Names, Size, Token, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -10,19 +11,9 @@ const PORT = 6379;
 const APP_USER = 'app';
 
 /**
- * Properties of a `WebCache`.
+ * The size and kind of a `WebCache` (the VPC aside).
  */
-export interface WebCacheProps {
-  /** The VPC of the cache and the functions. */
-  readonly vpc: ec2.IVpc;
-
-  /**
-   * Subnets of the cache endpoints.
-   *
-   * @default - the VPC's isolated subnets, or its private ones when it has none
-   */
-  readonly vpcSubnets?: ec2.SubnetSelection;
-
+export interface WebCacheOptions {
   /**
    * The most data the cache may hold.
    *
@@ -48,6 +39,21 @@ export interface WebCacheProps {
 }
 
 /**
+ * Properties of a `WebCache`.
+ */
+export interface WebCacheProps extends WebCacheOptions {
+  /** The VPC of the cache and the functions. */
+  readonly vpc: ec2.IVpc;
+
+  /**
+   * Subnets of the cache endpoints.
+   *
+   * @default - the VPC's isolated subnets, or its private ones when it has none
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+}
+
+/**
  * ElastiCache (Valkey) for repeated responses and sessions: serverless by default, or a node-based
  * replication group (`nodeType`). Reachable only from the web functions' security groups, TLS in
  * transit, and a password from Secrets Manager (serverless: an `app` user, with the built-in `default`
@@ -70,6 +76,8 @@ export class WebCache extends Construct {
   public readonly endpointPort: string;
   /** What functions are given to reach the cache (`CACHE_URL`, `CACHE_SECRET_ARN`). */
   public readonly environment: Record<string, string>;
+
+  private readonly hitRate: (period: Duration) => cloudwatch.IMetric;
 
   constructor(scope: Construct, id: string, props: WebCacheProps) {
     super(scope, id);
@@ -128,6 +136,24 @@ export class WebCache extends Construct {
         id: 'AwsSolutions-AEC5',
         reason: 'Only the functions\' security groups may connect; a non-default port adds no protection.',
       });
+      // A replication group reports per member cluster (<group>-001, -002): reads may hit either.
+      const members = ['001', '002'].map((n) => `${group.ref}-${n}`);
+      this.hitRate = (period) => {
+        const usingMetrics: Record<string, cloudwatch.IMetric> = {};
+        members.forEach((member, i) => {
+          for (const name of ['CacheHits', 'CacheMisses']) {
+            usingMetrics[`${name === 'CacheHits' ? 'h' : 'm'}${i}`] = new cloudwatch.Metric({
+              namespace: 'AWS/ElastiCache', metricName: name, dimensionsMap: { CacheClusterId: member }, statistic: 'Sum', period,
+            });
+          }
+        });
+        return new cloudwatch.MathExpression({
+          expression: '100 * (h0 + h1) / (h0 + h1 + m0 + m1)',
+          usingMetrics,
+          label: 'Cache hit rate (%)',
+          period,
+        });
+      };
       this.endpointAddress = group.attrPrimaryEndPointAddress;
       this.endpointPort = group.attrPrimaryEndPointPort;
       user = 'default'; // AUTH token: Valkey's default user
@@ -164,6 +190,13 @@ export class WebCache extends Construct {
         snapshotRetentionLimit: 1,
       });
       cache.addDependency(userGroup);
+      this.hitRate = (period) => new cloudwatch.Metric({
+        namespace: 'AWS/ElastiCache',
+        metricName: 'CacheHitRate',
+        dimensionsMap: { clusterId: cache.ref },
+        statistic: 'Average',
+        period,
+      });
       this.endpointAddress = cache.attrEndpointAddress;
       this.endpointPort = cache.attrEndpointPort;
       user = APP_USER;
@@ -179,5 +212,36 @@ export class WebCache extends Construct {
   public grantConnect(fn: lambda.IFunction): void {
     this.connections.allowDefaultPortFrom(fn, 'web function');
     this.secret.grantRead(fn);
+  }
+
+  /**
+   * Share of key lookups that found the key, in percent.
+   *
+   * @param period the period of each data point
+   * @default Duration.minutes(5)
+   */
+  public metricHitRate(period: Duration = Duration.minutes(5)): cloudwatch.IMetric {
+    return this.hitRate(period);
+  }
+
+  /**
+   * Alarms when fewer than `threshold` percent of lookups hit for an hour: the cache is too small,
+   * keys expire too soon, or the app caches what is never read again.
+   *
+   * @param threshold hit rate in percent, 0–100
+   * @default 50
+   */
+  public addHitRateAlarm(threshold: number = 50): cloudwatch.Alarm {
+    if (!Token.isUnresolved(threshold) && (threshold <= 0 || threshold > 100)) {
+      throw new Error(`addHitRateAlarm: threshold is a percentage above 0 and at most 100, got ${threshold}`);
+    }
+    return new cloudwatch.Alarm(this, 'HitRateAlarm', {
+      metric: this.metricHitRate(Duration.minutes(15)),
+      alarmDescription: `Fewer than ${threshold} % of lookups in ${this.node.path} hit for an hour`,
+      threshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 4,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
   }
 }

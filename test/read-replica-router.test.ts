@@ -100,6 +100,34 @@ describe('ReadReplicaRouter with Aurora', () => {
     t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'AuroraReplicaLagMaximum', Threshold: 5000 });
   });
 
+  test('the cluster refuses connections without TLS', () => {
+    template.hasResourceProperties('AWS::RDS::DBClusterParameterGroup', { Family: 'aurora-postgresql16', Parameters: { 'rds.force_ssl': '1' } });
+  });
+
+  test('metrics: the proxy pool, its clients and pinned sessions', () => {
+    const fresh = routerStack();
+    const dims = (m: { dimensions?: Record<string, unknown> }) => fresh.stack.resolve(m.dimensions);
+    const proxyName = fresh.stack.resolve(fresh.router.proxy!.dbProxyName);
+    expect(fresh.router.metricDatabaseConnections().metricName).toBe('DatabaseConnections');
+    expect(dims(fresh.router.metricDatabaseConnections())).toEqual({ ProxyName: proxyName });
+    expect(fresh.router.metricClientConnections().metricName).toBe('ClientConnections');
+    expect(dims(fresh.router.metricSessionPinned())).toEqual({ ProxyName: proxyName });
+  });
+
+  test('connection saturation alarm: the pool against MaxDatabaseConnectionsAllowed', () => {
+    const fresh = routerStack();
+    fresh.router.addConnectionSaturationAlarm(80);
+    const t = Template.fromStack(fresh.stack);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Threshold: 80,
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: '100 * used / allowed' }),
+        Match.objectLike({ Id: 'allowed', MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'MaxDatabaseConnectionsAllowed' }) }) }),
+      ]),
+    });
+    expect(() => fresh.router.addConnectionSaturationAlarm(0)).toThrow(/threshold is a percentage from 1 to 100, got 0/);
+  });
+
   test('no unacknowledged cdk-nag finding', () => {
     expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
   });
@@ -116,6 +144,14 @@ describe('ReadReplicaRouter with an RDS instance and replica', () => {
     expect(envOf(template).DB_READER_HOST).toEqual({ 'Fn::GetAtt': [replicaId, 'Endpoint.Address'] });
   });
 
+  test('primary and replica share a parameter group that refuses connections without TLS', () => {
+    const groups = template.findResources('AWS::RDS::DBParameterGroup', { Properties: { Parameters: { 'rds.force_ssl': '1' } } });
+    expect(Object.keys(groups)).toHaveLength(1);
+    const instances = Object.values(template.findResources('AWS::RDS::DBInstance'));
+    expect(instances).toHaveLength(2);
+    for (const instance of instances) expect(instance.Properties.DBParameterGroupName).toEqual({ Ref: Object.keys(groups)[0] });
+  });
+
   test('no unacknowledged cdk-nag finding', () => {
     expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
   });
@@ -130,6 +166,34 @@ describe('ReadReplicaRouter options and errors', () => {
     });
     expect(envOf(template)).toMatchObject({ DB_IAM_AUTH: 'true' });
     expect(envOf(template).DB_SECRET_ARN).toBeUndefined();
+  });
+
+  test('without a proxy: connections are the database\'s own; the proxy-only metrics and alarms say why they cannot be', () => {
+    const { stack, router } = routerStack({ proxy: false, database: RouterDatabase.instanceWithReplica() });
+    const metric = router.metricDatabaseConnections();
+    expect(Object.keys(stack.resolve(metric.dimensions))).toEqual(['DBInstanceIdentifier']);
+    expect(() => router.metricClientConnections()).toThrow(/metricClientConnections: this router has no proxy/);
+    expect(() => router.addConnectionSaturationAlarm()).toThrow(/addConnectionSaturationAlarm: this router has no proxy/);
+  });
+
+  test('Aurora MySQL requires TLS with its own parameter', () => {
+    const { template } = routerStack({
+      database: RouterDatabase.aurora({ engine: rds.DatabaseClusterEngine.auroraMysql({ version: rds.AuroraMysqlEngineVersion.VER_3_08_0 }) }),
+    });
+    template.hasResourceProperties('AWS::RDS::DBClusterParameterGroup', { Parameters: { require_secure_transport: 'ON' } });
+  });
+
+  test('deletion protection follows the context a WarmWebStack sets, unless the options say', () => {
+    const context = (value: boolean, options = {}) => {
+      const app = new App({ context: { '@cdk-warm-web/deletionProtection': value } });
+      const stack = new Stack(app, 'S');
+      const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'db', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
+      new ReadReplicaRouter(stack, 'Db', { vpc, database: RouterDatabase.instanceWithReplica(options) });
+      return Object.values(Template.fromStack(stack).findResources('AWS::RDS::DBInstance')).map((i) => i.Properties.DeletionProtection);
+    };
+    expect(context(false)).toEqual([false, false]);
+    expect(context(true)).toEqual([true, true]);
+    expect(context(false, { deletionProtection: true })).toEqual([true, true]);
   });
 
   test('without a proxy: the function reaches the cluster endpoints directly', () => {

@@ -15,7 +15,7 @@ function cacheStack(props: Partial<WebCacheProps> = {}) {
   const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }], flowLogs: { all: {} } });
   const cache = new WebCache(stack, 'Cache', { vpc, ...props });
   new WarmWebFunction(stack, 'Web', { app: WebApp.wsgi('app:app'), code: WebCode.fromDirectory(codeDir), cache });
-  return { stack, cache, template: Template.fromStack(stack) };
+  return { stack, cache, get template() { return Template.fromStack(stack); } };
 }
 
 describe('WebCache', () => {
@@ -55,6 +55,18 @@ describe('WebCache', () => {
 
   test('no unacknowledged cdk-nag finding', () => {
     expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
+  });
+
+  test('hit rate: the serverless cache\'s CacheHitRate; an alarm below 50 % for an hour', () => {
+    const fresh = cacheStack();
+    const metric = fresh.cache.metricHitRate() as any;
+    expect(metric.metricName).toBe('CacheHitRate');
+    expect(fresh.stack.resolve(metric.dimensions)).toEqual({ clusterId: { Ref: expect.stringMatching(/^Cache/) } });
+    fresh.cache.addHitRateAlarm();
+    Template.fromStack(fresh.stack).hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'CacheHitRate', Threshold: 50, Period: 900, EvaluationPeriods: 4, ComparisonOperator: 'LessThanThreshold',
+    });
+    expect(() => fresh.cache.addHitRateAlarm(120)).toThrow(/threshold is a percentage above 0 and at most 100, got 120/);
   });
 
   test('node-based: a Multi-AZ replication group with encryption and an AUTH token', () => {

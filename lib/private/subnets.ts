@@ -5,3 +5,11 @@ export function dataSubnets(vpc: ec2.IVpc, selection?: ec2.SubnetSelection): ec2
   if (selection) return selection;
   return { subnetType: vpc.isolatedSubnets.length > 0 ? ec2.SubnetType.PRIVATE_ISOLATED : ec2.SubnetType.PRIVATE_WITH_EGRESS };
 }
+
+/** The VPC's S3 gateway endpoint (free; slim code is fetched through it), added once. */
+export function ensureS3GatewayEndpoint(vpc: ec2.IVpc) {
+  const id = 'WarmWebS3Endpoint';
+  if (!vpc.node.tryFindChild(id)) {
+    vpc.addGatewayEndpoint(id, { service: ec2.GatewayVpcEndpointAwsService.S3 });
+  }
+}

@@ -112,10 +112,9 @@ project.addTask('test:python', {
   receiveArgs: true,
 });
 project.addTask('bindings:python', {
-  description: 'Generate the Python bindings (code only) and check the API is in them',
+  description: 'Generate the Python bindings (code only) and check every type of the API is in them',
   exec: 'rm -rf dist/bindings && jsii-pacmak --target python --code-only -o dist/bindings '
-    + '&& grep -q "class WarmWebFunction" dist/bindings/python/src/cdk_warm_web/__init__.py '
-    + '&& echo "python bindings: WarmWebFunction present"',
+    + '&& node scripts/check-python-bindings.js .jsii dist/bindings/python/src/cdk_warm_web/__init__.py',
 });
 project.addTask('bench:shim', {
   description: 'Benchmark the runtime shims (INIT and per-request overhead)',

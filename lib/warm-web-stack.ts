@@ -138,7 +138,7 @@ export class WarmWebStack extends Stack {
         this.cache = new WebCache(this, 'Cache', { ...props.cache, vpc: this.vpc });
         new CfnOutput(this, 'CacheEndpoint', { value: `${this.cache.endpointAddress}:${this.cache.endpointPort}`, description: 'Valkey, TLS only' });
       }
-    } else if (props.natGateways !== undefined) {
+    } else if (natGateways > 0) {
       throw new Error(`natGateways is ${props.natGateways}, but without a database or cache the stack has no VPC`);
     }
 

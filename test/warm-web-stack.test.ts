@@ -238,6 +238,10 @@ describe('WarmWebStack options', () => {
     template.hasResourceProperties('AWS::ElastiCache::ServerlessCache', { SubnetIds: isolatedIds });
   });
 
+  test('natGateways: 0 without a database or cache is simply no VPC', () => {
+    expect(stackWith({ natGateways: 0 }).stack.vpc).toBeUndefined();
+  });
+
   test('an alarm topic of the caller replaces the stack\'s own', () => {
     const app = new App();
     const ops = sns.Topic.fromTopicArn(new Stack(app, 'Ops'), 'Topic', 'arn:aws:sns:us-east-1:123456789012:ops');

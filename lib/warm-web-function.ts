@@ -538,7 +538,6 @@ function validateCode(props: WarmWebFunctionProps, code: WebCodeConfig): Size | 
   return size;
 }
 
-/** Slim code is fetched from S3 during INIT: in a VPC that needs a gateway endpoint (free) or NAT. */
 function positiveInteger(value?: number): number | undefined {
   return value !== undefined && (Token.isUnresolved(value) || (Number.isInteger(value) && value > 0)) ? value : undefined;
 }

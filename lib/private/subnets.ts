@@ -6,7 +6,7 @@ export function dataSubnets(vpc: ec2.IVpc, selection?: ec2.SubnetSelection): ec2
   return { subnetType: vpc.isolatedSubnets.length > 0 ? ec2.SubnetType.PRIVATE_ISOLATED : ec2.SubnetType.PRIVATE_WITH_EGRESS };
 }
 
-/** The VPC's S3 gateway endpoint (free; slim code is fetched through it), added once. */
+/** The VPC's S3 gateway endpoint, added once: slim code is fetched from S3 during INIT, and without NAT only an endpoint reaches it. */
 export function ensureS3GatewayEndpoint(vpc: ec2.IVpc) {
   const id = 'WarmWebS3Endpoint';
   if (!vpc.node.tryFindChild(id)) {

@@ -276,6 +276,11 @@ class CreatedInstances extends RouterDatabase {
   }
 }
 
+/** An `AWS/RDS` metric, maximum by default: connections and lag matter at their peak. */
+function rdsMaximum(metricName: string, dimensionsMap: Record<string, string>, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+  return new cloudwatch.Metric({ namespace: 'AWS/RDS', metricName, dimensionsMap, statistic: 'Maximum', ...props });
+}
+
 /** The parts of a bound database that follow from its cluster or instances alone. */
 type DatabaseParts = Omit<BoundDatabase, 'secret' | 'databaseName' | 'username'>;
 
@@ -291,18 +296,8 @@ function clusterParts(cluster: rds.IDatabaseCluster): DatabaseParts {
     portNumber: cluster.clusterEndpoint.port,
     proxyTarget: rds.ProxyTarget.fromCluster(cluster),
     grantConnect: (grantee, user) => cluster.grantConnect(grantee, user),
-    replicaLag: new cloudwatch.Metric({
-      namespace: 'AWS/RDS',
-      metricName: 'AuroraReplicaLagMaximum',
-      dimensionsMap: { DBClusterIdentifier: cluster.clusterIdentifier },
-      statistic: 'Maximum',
-    }),
-    connections: new cloudwatch.Metric({
-      namespace: 'AWS/RDS',
-      metricName: 'DatabaseConnections',
-      dimensionsMap: { DBClusterIdentifier: cluster.clusterIdentifier },
-      statistic: 'Maximum',
-    }),
+    replicaLag: rdsMaximum('AuroraReplicaLagMaximum', { DBClusterIdentifier: cluster.clusterIdentifier }),
+    connections: rdsMaximum('DatabaseConnections', { DBClusterIdentifier: cluster.clusterIdentifier }),
   };
 }
 
@@ -321,18 +316,8 @@ function instanceParts(primary: rds.IDatabaseInstance, replica: rds.IDatabaseIns
       primary.grantConnect(grantee, user);
       replica.grantConnect(grantee, user);
     },
-    replicaLag: new cloudwatch.Metric({
-      namespace: 'AWS/RDS',
-      metricName: 'ReplicaLag',
-      dimensionsMap: { DBInstanceIdentifier: replica.instanceIdentifier },
-      statistic: 'Maximum',
-    }),
-    connections: new cloudwatch.Metric({
-      namespace: 'AWS/RDS',
-      metricName: 'DatabaseConnections',
-      dimensionsMap: { DBInstanceIdentifier: primary.instanceIdentifier },
-      statistic: 'Maximum',
-    }),
+    replicaLag: rdsMaximum('ReplicaLag', { DBInstanceIdentifier: replica.instanceIdentifier }),
+    connections: rdsMaximum('DatabaseConnections', { DBInstanceIdentifier: primary.instanceIdentifier }),
   };
 }
 
@@ -587,12 +572,6 @@ export class ReadReplicaRouter extends Construct {
   }
 
   private proxyMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: 'AWS/RDS',
-      metricName,
-      dimensionsMap: { ProxyName: this.proxy!.dbProxyName },
-      statistic: 'Maximum',
-      ...props,
-    });
+    return rdsMaximum(metricName, { ProxyName: this.proxy!.dbProxyName }, props);
   }
 }

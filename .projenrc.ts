@@ -33,6 +33,10 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@types/aws-lambda',
     'express@^5',
     '@types/express',
+    // CPython 3.12, 3.13 and 3.14 as WebAssembly: they compile the Python shim's bytecode for the layer.
+    'pyodide-py312@npm:pyodide@0.27.7',
+    'pyodide-py313@npm:pyodide@0.29.3',
+    'pyodide-py314@npm:pyodide@314.0.7',
   ],
   lambdaAutoDiscover: false,
   jestOptions: {
@@ -48,6 +52,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '/assets/',
     'cdk.out/',
     '.venv/',
+    '/.venv-py*/',
     '__pycache__/',
     '*.pyc',
     '/bench/results/*.tmp',
@@ -61,7 +66,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
   pullRequestTemplate: false,
 });
 
-for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/lib/runtime/python/', '.venv/', 'cdk.out/']) {
+for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/lib/runtime/python/', '.venv/', '/.venv-py*/', 'cdk.out/']) {
   project.addPackageIgnore(pattern);
 }
 
@@ -77,10 +82,11 @@ const bundleNodeShim = project.addTask('bundle:node-shim', {
     + '--outfile=assets/node-shim-layer/warm-web/slim.js',
 });
 const bundlePythonShim = project.addTask('bundle:python-shim', {
-  description: 'Copy the Python runtime shim into the Python layer asset',
+  description: 'Copy the Python runtime shim into the Python layer asset, with its bytecode for Python 3.12-3.14',
   exec: 'rm -rf assets/python-shim-layer && mkdir -p assets/python-shim-layer/python '
     + '&& cp -r lib/runtime/python/warm_web assets/python-shim-layer/python/ '
-    + '&& find assets/python-shim-layer -name __pycache__ -prune -exec rm -rf {} +',
+    + '&& find assets/python-shim-layer -name __pycache__ -prune -exec rm -rf {} + '
+    + '&& node scripts/compile-python-shim.js assets/python-shim-layer/python/warm_web',
 });
 const bundleWarmer = project.addTask('bundle:warmer', {
   description: 'Bundle the warmer function (with its AWS SDK, so the version is ours, not the runtime\'s)',

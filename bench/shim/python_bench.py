@@ -1,8 +1,9 @@
 """Python shim benchmark: INIT overhead (fresh processes) and per-request overhead (one process),
 against the bare app and against the Lambda Web Adapter's way (the app behind a loopback server).
 
-Usage: .venv/bin/python bench/shim/python_bench.py   (needs test/python and bench/shim requirements)
-Prints one JSON object.
+Usage: .venv/bin/python bench/shim/python_bench.py PYTHON...
+  (the venv has test/python and bench/shim requirements; each PYTHON is an interpreter of a Lambda
+  Python minor with Django, for the INIT figures; bench/shim/run.sh makes them). Prints one JSON object.
 """
 import asyncio
 import http.client
@@ -19,10 +20,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIM_PATH = os.path.join(ROOT, "lib", "runtime", "python")
+SHIPPED_LAYER = os.path.join(ROOT, "assets", "python-shim-layer", "python")
 APPS_PATH = os.path.join(ROOT, "test", "python", "apps")
 sys.path[:0] = [SHIM_PATH, APPS_PATH]
 
-INIT_RUNS = 31
+INIT_RUNS = 41
 WARMUP = 300
 ROUNDS = 30
 PER_ROUND = 100
@@ -83,43 +85,45 @@ def event(path):
     }
 
 
-def init_env(where, bytecode):
-    """A layer and a task root laid out as Lambda has them, in a fresh directory."""
+def init_env(where, layer_source):
+    """A layer and a task root laid out as Lambda has them, in a fresh directory; the layer is
+    ``layer_source`` (its python/ folder) as it is, the task root has no bytecode."""
     layer, task = os.path.join(where, "layer", "python"), os.path.join(where, "task")
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(os.path.join(SHIM_PATH, "warm_web"), os.path.join(layer, "warm_web"),
-                    ignore=ignore)
-    shutil.copytree(APPS_PATH, task, ignore=ignore)
+    shutil.copytree(layer_source, layer)
+    shutil.copytree(APPS_PATH, task, ignore=shutil.ignore_patterns("__pycache__"))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTHON", "WARM_WEB", "DJANGO", "LAMBDA"))}
     env.update({
         "PYTHONPATH": os.pathsep.join([task, layer]),
+        # Lambda's layer and task root are read-only: nothing is compiled to bytecode for next time.
+        "PYTHONDONTWRITEBYTECODE": "1",
         "LAMBDA_TASK_ROOT": task,
         "WARM_WEB_APP": "mysite.wsgi:application",
         "WARM_WEB_APP_KIND": "wsgi",
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
     })
-    if not bytecode:
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 
-def measure_init(bytecode):
-    """Median import times in fresh processes, in milliseconds: shim, bare, and the shim's own."""
+def measure_init(python, layer_source):
+    """Median import times in fresh ``python`` processes, in ms: shim, bare, and the shim's own."""
     with tempfile.TemporaryDirectory() as where:
-        env = init_env(where, bytecode)
-        for script in INIT_SCRIPTS.values():  # unmeasured: writes the bytecode when allowed
-            subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
-        samples = {"shim": [], "bare": [], "own": []}
+        env = init_env(where, layer_source)
+        for script in INIT_SCRIPTS.values():  # unmeasured: page cache
+            subprocess.run([python, "-c", script], env=env, check=True, capture_output=True)
+        samples = {"shim": [], "bare": [], "own": [], "paired": []}
         for i in range(INIT_RUNS):
             # Alternate, so drift (page cache, CPU frequency) hits both variants alike.
+            pair = {}
             for variant in (("shim", "bare") if i % 2 else ("bare", "shim")):
-                out = subprocess.run([sys.executable, "-c", INIT_SCRIPTS[variant]], env=env,
+                out = subprocess.run([python, "-c", INIT_SCRIPTS[variant]], env=env,
                                      check=True, capture_output=True, text=True).stdout
                 times = [float(x) for x in out.split()]
                 samples[variant].append(times[0])
+                pair[variant] = times[0]
                 if variant == "shim":
                     samples["own"].append(times[1])
+            samples["paired"].append(pair["shim"] - pair["bare"])
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -322,47 +326,70 @@ def measure_requests(framework):
     }
 
 
+def measure_init_per_minor(pythons):
+    """INIT figures for each interpreter: the layer as shipped (bytecode for 3.12-3.14) and the
+    same layer with its sources only, as it shipped before."""
+    results = {}
+    with tempfile.TemporaryDirectory() as where:
+        source_only = os.path.join(where, "python")
+        shutil.copytree(SHIPPED_LAYER, source_only, ignore=shutil.ignore_patterns("__pycache__"))
+        for python in pythons:
+            version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                                     check=True, capture_output=True, text=True).stdout.strip()
+            shipped, source = measure_init(python, SHIPPED_LAYER), measure_init(python, source_only)
+            results[version] = {
+                "initOverheadMs": round(shipped["paired"], 2),
+                "initShimOwnMs": round(shipped["own"], 2),
+                "sourceOnlyInitOverheadMs": round(source["paired"], 2),
+                "sourceOnlyInitShimOwnMs": round(source["own"], 2),
+                "initShimMedianMs": round(shipped["shim"], 2),
+                "initBareMedianMs": round(shipped["bare"], 2),
+            }
+    return results
+
+
 def main():
     started = time.monotonic()
-    layer = measure_init(bytecode=False)
-    cached = measure_init(bytecode=True)
+    pythons = sys.argv[1:]
+    if not pythons:
+        raise SystemExit("usage: python_bench.py PYTHON... (interpreters of Lambda's Python minors, with Django)")
+    init = measure_init_per_minor(pythons)
     frameworks = {name: measure_requests(name) for name in ("django", "fastapi")}
     django = frameworks["django"]
     print(json.dumps({
         "runtime": "python",
         "python": platform.python_version(),
-        "initOverheadMs": round(layer["shim"] - layer["bare"], 2),
-        "initOverheadCachedBytecodeMs": round(cached["shim"] - cached["bare"], 2),
-        "initShimOwnMs": round(layer["own"], 2),
-        "initShimOwnCachedBytecodeMs": round(cached["own"], 2),
+        "initOverheadMs": max(r["initOverheadMs"] for r in init.values()),
+        "initShimOwnMs": max(r["initShimOwnMs"] for r in init.values()),
+        "sourceOnlyInitShimOwnMs": max(r["sourceOnlyInitShimOwnMs"] for r in init.values()),
         "requestOverheadUs": django["requestOverheadUs"],
         "lwaRequestUs": django["lwaRequestUs"],
         "lwaRatio": django["lwaRatio"],
+        "init": init,
         "frameworks": frameworks,
         "raw": {
             "initRunsPerVariant": INIT_RUNS,
-            "initShimMedianMs": round(layer["shim"], 2),
-            "initBareMedianMs": round(layer["bare"], 2),
-            "initShimCachedBytecodeMedianMs": round(cached["shim"], 2),
-            "initBareCachedBytecodeMedianMs": round(cached["bare"], 2),
             "requestsPerVariant": ROUNDS * PER_ROUND,
             "durationS": round(time.monotonic() - started, 1),
         },
         "goals": {"initOverheadMs": 5, "requestOverheadUs": 100},
         "notes": {
-            "init": "median in fresh processes of import warm_web.handler with WARM_WEB_APP="
-                    "mysite.wsgi:application, minus import mysite.wsgi bare; shim and app copied "
-                    "as a layer and task root without __pycache__ and run with "
-                    "PYTHONDONTWRITEBYTECODE=1, as Lambda runs a layer as bundled today. "
-                    "CachedBytecode: the same with .pyc files written by a first run. ShimOwn: "
-                    "median in the shim processes of their import time minus the app's import "
-                    "(the outermost import_module call), an upper bound of the shim's share",
+            "init": "per Python minor (init.<version>), in fresh processes: import warm_web.handler "
+                    "with WARM_WEB_APP=mysite.wsgi:application (Django) against import mysite.wsgi "
+                    "bare, alternating; layer and task root laid out as Lambda has them, read-only "
+                    "(PYTHONDONTWRITEBYTECODE=1), the layer as shipped (unchecked-hash bytecode for "
+                    "3.12-3.14). initOverheadMs: median of the paired differences shim - bare (noisy: "
+                    "two ~300 ms imports apart). initShimOwnMs: median in the shim processes of their "
+                    "import time minus the app's import (the outermost import_module call), paired in "
+                    "one process, an upper bound of the shim's share. sourceOnly: the same layer "
+                    "without bytecode, as it shipped before. Headline figures: the worst minor",
             "shim": "handler(HTTP API v2 GET /text event, context) to formatted response",
             "direct": "the app called with the environ/scope the shim built (copied per call), "
                       "body drained",
             "lwa": "the same app behind wsgiref (made HTTP/1.1) or uvicorn on 127.0.0.1, "
                    "keep-alive http.client, body fully read; lwaRatio = lwa / shim",
-            "headline": "requestOverheadUs, lwaRequestUs and lwaRatio are Django's",
+            "headline": "requestOverheadUs, lwaRequestUs and lwaRatio are Django's, measured with "
+                        "the benchmark's own interpreter (python)",
         },
     }))
 

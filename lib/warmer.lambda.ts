@@ -132,8 +132,8 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
     }
     if (ids.size > best.size) best = ids;
     if (lateWarm === 0 && lastArrivalMs >= 0) {
-      // Next run: the deadline just after the last arrival, with half the spread to spare for jitter.
-      // Every ping waits only for the ones dispatched after it, so pings cost about what overlap needs.
+      // Next run: the deadline just after the last arrival, with half the spread to spare for jitter
+      // (the last arrival moves between runs by about the spread itself: docs/BENCHMARKS.md).
       learnedHoldMs.set(target.functionArn, Math.min(Math.ceil(learnedDeadline(firstArrivalMs, lastArrivalMs)), MAX_HOLD_MS));
     }
     const failed = answers.filter((a) => a.error).length;

@@ -12,7 +12,8 @@ type Method = typeof ALL_METHODS[number];
 const METHODS = (process.env.BENCH_METHODS?.split(',') ?? ALL_METHODS) as Method[];
 const HOLD_MS = 250;
 const WARMUP_RUNS = 3;
-const MEASURED_RUNS = 3;
+// Run-to-run spread is wide on this machine (hundreds of processes on 2 cores): enough runs for a median.
+const MEASURED_RUNS = 15;
 const MEMORY_GB = 1; // the targets' memory, for GB-seconds
 const python = fs.existsSync('.venv/bin/python') ? path.resolve('.venv/bin/python') : 'python3';
 
@@ -65,11 +66,21 @@ async function main() {
         if (i >= WARMUP_RUNS) measured.push(measure(durationMs, local.takeInvocations(name), n));
       }
       measured.sort((x, y) => x.holdMsTotal - y.holdMsTotal);
-      const steady = { ...measured[Math.floor(measured.length / 2)], minDistinct: Math.min(...measured.map((m) => m.distinct)) };
+      // The series: what the pings cost over all measured runs against what they needed, and the spread.
+      const sum = (key: 'holdMsTotal' | 'requiredHoldMs') => measured.reduce((total, m) => total + m[key], 0);
+      const perRun = measured.filter((m) => m.requiredHoldMs > 0).map((m) => m.holdMsTotal / m.requiredHoldMs).sort((x, y) => x - y);
+      const series = {
+        runs: measured.length,
+        holdToRequired: sum('requiredHoldMs') ? +(sum('holdMsTotal') / sum('requiredHoldMs')).toFixed(2) : null,
+        perRunHoldToRequired: perRun.length ? {
+          min: +perRun[0].toFixed(2), median: +perRun[Math.floor(perRun.length / 2)].toFixed(2), max: +perRun[perRun.length - 1].toFixed(2),
+        } : null,
+      };
+      const steady = { ...measured[Math.floor(measured.length / 2)], minDistinct: Math.min(...measured.map((m) => m.distinct)), series };
       process.stdout.write = quiet;
       local.reclaim(name);
       results[`${method}/${n}`] = { method, n, ...steady, firstRoundDistinct: first.distinct };
-      console.error(`${method.padEnd(14)} N=${String(n).padEnd(4)} distinct ${steady.distinct} (first round ${first.distinct}), coverage ${steady.coverage.toFixed(2)}, hold ${steady.holdMsTotal} ms, needed ${steady.requiredHoldMs} ms (in env ${steady.requiredHoldInEnvMs} ms), spread ${steady.dispatchSpreadMs} ms, mean ping ${steady.meanPingMs} ms`);
+      console.error(`${method.padEnd(14)} N=${String(n).padEnd(4)} distinct ${steady.distinct} (first round ${first.distinct}), coverage ${steady.coverage.toFixed(2)}, hold ${steady.holdMsTotal} ms, needed ${steady.requiredHoldMs} ms (in env ${steady.requiredHoldInEnvMs} ms), spread ${steady.dispatchSpreadMs} ms, mean ping ${steady.meanPingMs} ms, series hold/needed ${series.holdToRequired} (per run ${JSON.stringify(series.perRunHoldToRequired)})`);
     }
   }
   await local.stop();
@@ -80,6 +91,7 @@ async function main() {
       const r = results[`${method}/${n}`] as { distinct: number; coverage: number; holdMsTotal: number; requiredHoldMs: number; requiredHoldInEnvMs: number };
       row[method] = { distinct: r.distinct, minDistinct: (r as { minDistinct?: number }).minDistinct, coverage: r.coverage, holdMsTotal: r.holdMsTotal, holdToRequired: r.requiredHoldMs ? +(r.holdMsTotal / r.requiredHoldMs).toFixed(2) : null,
         holdToRequiredInEnv: r.requiredHoldInEnvMs ? +(r.holdMsTotal / r.requiredHoldInEnvMs).toFixed(2) : null,
+        seriesHoldToRequired: (r as { series?: { holdToRequired: number | null } }).series?.holdToRequired ?? null,
       };
     }
     return row;
@@ -89,7 +101,7 @@ async function main() {
     date: new Date().toISOString(),
     machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
     holdMs: HOLD_MS,
-    note: 'Steady state: after a cold first run and 3 warm-up runs, the median of 3 measured runs by ping cost (minDistinct: the worst of the 3). distinct = environments that served a ping in the run (ground truth from the pool); holdMsTotal = summed handler durations measured inside the environments (what Lambda bills for the pings); requiredHoldMs = summed wait each ping needed for all pings to overlap, from the pool dispatch times (last arrival minus own arrival); requiredHoldInEnvMs = the same from the times the handlers started inside the environments (what a warmer can observe; on this 2-core machine hundreds of processes wake late).',
+    note: 'Steady state: after a cold first run and 3 warm-up runs, the median of ' + MEASURED_RUNS + ' measured runs by ping cost (minDistinct: the worst of them; series: summed hold over summed need across all of them, and the per-run ratios). distinct = environments that served a ping in the run (ground truth from the pool); holdMsTotal = summed handler durations measured inside the environments (what Lambda bills for the pings); requiredHoldMs = summed wait each ping needed for all pings to overlap, from the pool dispatch times (last arrival minus own arrival); requiredHoldInEnvMs = the same from the times the handlers started inside the environments (what a warmer can observe; on this 2-core machine hundreds of processes wake late).',
     results: Object.values(results),
     table,
   };

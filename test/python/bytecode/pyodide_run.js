@@ -1,6 +1,6 @@
-// Runs a Python script under a Pyodide build (CPython compiled to WebAssembly), for the Python minors
-// this machine has no native interpreter of. The host directories named after the script are mounted
-// at their own paths, so the script sees the same files a native interpreter would.
+// Runs a Python script under a Pyodide build (CPython compiled to WebAssembly), so every Python minor the
+// layer supports is tested, native interpreter or not. The host directories named after the script are
+// mounted at their own paths, so the script sees the same files a native interpreter would.
 // Usage: node pyodide_run.js <pyodide package> <script.py> <dir>...
 const fs = require('fs');
 

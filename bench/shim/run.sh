@@ -15,7 +15,7 @@ init_pythons=()
 for minor in 3.12 3.13; do
   venv=".venv-py$minor"
   if [ ! -x "$venv/bin/python" ]; then
-    base=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$minor".*/bin/python"$minor" 2>/dev/null | tail -1)
+    base=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$minor".*/bin/python"$minor" 2>/dev/null | tail -1 || true)
     [ -n "$base" ] || { echo "bench:shim needs a Python $minor interpreter (pyenv install $minor)" >&2; exit 1; }
     step "Python $minor venv ($venv) with Django"
     "$base" -m venv "$venv"

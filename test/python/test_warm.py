@@ -78,6 +78,24 @@ def test_hold_is_capped_without_a_context(monkeypatch):
     assert now_ms() - started < 900
 
 
+def test_hold_for_counts_from_arrival_and_never_passes_hold_until():
+    shim = load("plainhandler.handler", "handler")
+    before = now_ms()
+    answer = shim.handle({"warmWeb": {**ping(before + 5_000)["warmWeb"], "holdForMs": 120}}, FakeContext())["warmWeb"]
+    after = now_ms()
+    assert before <= answer["receivedAtMs"] <= after - 120
+    assert 120 - 1 <= answer["heldMs"] < 1_000  # not the 5 s of holdUntilMs
+    capped = shim.handle({"warmWeb": {**ping(now_ms() + 50)["warmWeb"], "holdForMs": 5_000}}, FakeContext())["warmWeb"]
+    assert capped["heldMs"] < 1_000
+
+
+def test_answer_says_when_the_ping_arrived():
+    shim = load("plainhandler.handler", "handler")
+    before = now_ms()
+    answer = shim.handle(ping(before), FakeContext())["warmWeb"]
+    assert before <= answer["receivedAtMs"] <= now_ms()
+
+
 def test_past_deadline_answers_at_once():
     shim = load("plainhandler.handler", "handler")
     answer = shim.handle(ping(now_ms() - 1_000), FakeContext())["warmWeb"]
@@ -99,6 +117,7 @@ def test_hold_duration(until, now, remaining, want):
 
 GOOD = {"v": 1, "round": "r-9", "expected": 3, "holdUntilMs": 0}
 NUMBER = "holdUntilMs must be a number (epoch milliseconds), got"
+HOLD_FOR = "holdForMs must be a number of milliseconds >= 0, got"
 
 
 @pytest.mark.parametrize("body, message", [
@@ -123,6 +142,11 @@ NUMBER = "holdUntilMs must be a number (epoch milliseconds), got"
     ({**GOOD, "holdUntilMs": False}, f"{NUMBER} false"),
     ({**GOOD, "holdUntilMs": float("nan")}, f"{NUMBER} NaN"),
     ({k: v for k, v in GOOD.items() if k != "holdUntilMs"}, "holdUntilMs is missing"),
+    ({**GOOD, "holdForMs": -1}, f"{HOLD_FOR} -1"),
+    ({**GOOD, "holdForMs": "5"}, f'{HOLD_FOR} "5"'),
+    ({**GOOD, "holdForMs": None}, f"{HOLD_FOR} null"),
+    ({**GOOD, "holdForMs": True}, f"{HOLD_FOR} true"),
+    ({**GOOD, "holdForMs": float("inf")}, f"{HOLD_FOR} Infinity"),
 ])
 @pytest.mark.parametrize("framework", ["flask", "fastapi"])
 def test_malformed_ping_is_answered(shims, framework, body, message):

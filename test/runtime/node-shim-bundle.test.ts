@@ -92,6 +92,7 @@ test('serves the Express fixture: HTTP events, a warm ping, and one EMF line', a
       environmentId: expect.stringMatching(/^[0-9a-f]{16}$/),
       coldStart: true,
       initDurationMs: expect.any(Number),
+      receivedAtMs: expect.any(Number),
       heldMs: expect.any(Number),
       runtime: 'node',
     },

@@ -55,6 +55,7 @@ describe('warm ping', () => {
         environmentId: shim.environmentId,
         coldStart: expect.any(Boolean),
         initDurationMs: shim.initDurationMs,
+        receivedAtMs: expect.any(Number),
         heldMs: expect.any(Number),
         runtime: 'node',
       });
@@ -115,6 +116,20 @@ describe('warm ping', () => {
     expect(answer.warmWeb.heldMs).toBeLessThan(50);
   });
 
+  test('holdForMs holds that long after the ping arrives, never past holdUntilMs', async () => {
+    const shim = expressShim();
+    captureStdout();
+    const before = Date.now();
+    const answer = (await shim.handler(ping({ holdUntilMs: before + 5_000, holdForMs: 120 }), lambdaContext()) as { warmWeb: Json }).warmWeb;
+    const after = Date.now();
+    expect(answer.receivedAtMs).toBeGreaterThanOrEqual(before);
+    expect(answer.receivedAtMs).toBeLessThanOrEqual(after - 120);
+    expect(answer.heldMs).toBeGreaterThanOrEqual(119);
+    expect(answer.heldMs).toBeLessThan(1_000); // not the 5 s of holdUntilMs
+    const capped = (await shim.handler(ping({ holdUntilMs: Date.now() + 50, holdForMs: 5_000 }), lambdaContext()) as { warmWeb: Json }).warmWeb;
+    expect(capped.heldMs).toBeLessThan(1_000);
+  });
+
   test('holdDeadline takes the earliest of barrier, 60 s and remaining time less 500 ms', () => {
     const now = 1_000_000;
     const at = (holdUntilMs: number, remaining?: number): number => holdDeadline({ round: 'r', expected: 1, holdUntilMs }, now, remaining);
@@ -123,6 +138,10 @@ describe('warm ping', () => {
     expect(at(now + 120_000)).toBe(now + 60_000);
     expect(at(now + 120_000, 30_000)).toBe(now + 29_500);
     expect(at(now + 300, 600)).toBe(now + 100);
+    const after = (holdForMs: number, holdUntilMs = now + 120_000): number => holdDeadline({ round: 'r', expected: 1, holdUntilMs, holdForMs }, now, 30_000);
+    expect(after(40)).toBe(now + 40);
+    expect(after(40, now + 10)).toBe(now + 10);
+    expect(after(90_000)).toBe(now + 29_500);
   });
 
   test.each([
@@ -135,6 +154,9 @@ describe('warm ping', () => {
     ['negative expected', { v: 1, round: 'r', expected: -1, holdUntilMs: 1 }, 'expected must be an integer >= 1, got -1'],
     ['fractional expected', { v: 1, round: 'r', expected: 1.5, holdUntilMs: 1 }, 'expected must be an integer >= 1, got 1.5'],
     ['string holdUntilMs', { v: 1, round: 'r', expected: 1, holdUntilMs: 'soon' }, 'holdUntilMs must be an epoch time in milliseconds, got "soon"'],
+    ['negative holdForMs', { v: 1, round: 'r', expected: 1, holdUntilMs: 1, holdForMs: -1 }, 'holdForMs must be a number of milliseconds >= 0, got -1'],
+    ['string holdForMs', { v: 1, round: 'r', expected: 1, holdUntilMs: 1, holdForMs: '5' }, 'holdForMs must be a number of milliseconds >= 0, got "5"'],
+    ['null holdForMs', { v: 1, round: 'r', expected: 1, holdUntilMs: 1, holdForMs: null }, 'holdForMs must be a number of milliseconds >= 0, got null'],
   ])('a malformed ping (%s) is answered with the error', async (_name, payload, reason) => {
     const shim = expressShim();
     captureStdout();

@@ -5,6 +5,8 @@ export interface WarmPing {
   readonly round: string;
   readonly expected: number;
   readonly holdUntilMs: number;
+  /** Hold this long after the ping arrives, but never past `holdUntilMs`. */
+  readonly holdForMs?: number;
 }
 
 export interface EnvironmentInfo {
@@ -33,7 +35,7 @@ export function parseWarmPing(payload: unknown): WarmPing | string {
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
     return `warmWeb must be an object, got ${describe(payload)}`;
   }
-  const { v, round, expected, holdUntilMs } = payload as Json;
+  const { v, round, expected, holdUntilMs, holdForMs } = payload as Json;
   if (v !== 1) {
     return `v must be 1, got ${describe(v)}`;
   }
@@ -46,12 +48,21 @@ export function parseWarmPing(payload: unknown): WarmPing | string {
   if (typeof holdUntilMs !== 'number' || !Number.isFinite(holdUntilMs)) {
     return `holdUntilMs must be an epoch time in milliseconds, got ${describe(holdUntilMs)}`;
   }
-  return { round, expected, holdUntilMs };
+  if (holdForMs === undefined) {
+    return { round, expected, holdUntilMs };
+  }
+  if (typeof holdForMs !== 'number' || !Number.isFinite(holdForMs) || holdForMs < 0) {
+    return `holdForMs must be a number of milliseconds >= 0, got ${describe(holdForMs)}`;
+  }
+  return { round, expected, holdUntilMs, holdForMs };
 }
 
-/** Epoch milliseconds to hold until: the ping's barrier, capped by the invoke's remaining time and MAX_HOLD_MS. */
+/**
+ * Epoch milliseconds to hold until: the ping's barrier (`holdForMs` after arrival when given, never past
+ * `holdUntilMs`), capped by the invoke's remaining time and MAX_HOLD_MS.
+ */
 export function holdDeadline(ping: WarmPing, nowMs: number, remainingMs: number | undefined): number {
-  let deadline = Math.min(ping.holdUntilMs, nowMs + MAX_HOLD_MS);
+  let deadline = Math.min(ping.holdUntilMs, nowMs + (ping.holdForMs ?? Infinity), nowMs + MAX_HOLD_MS);
   if (remainingMs !== undefined) {
     deadline = Math.min(deadline, nowMs + remainingMs - HOLD_MARGIN_MS);
   }
@@ -73,7 +84,8 @@ export async function answerWarmPing(payload: unknown, context: Context | undefi
     return { warmWeb: { v: 1, error: `malformed warm ping: ${ping}` } };
   }
   const started = monotonicMs();
-  const deadline = holdDeadline(ping, Date.now(), remainingTime(context));
+  const receivedAtMs = Date.now();
+  const deadline = holdDeadline(ping, receivedAtMs, remainingTime(context));
   // Timers may fire a little early against the wall clock; the barrier must not.
   for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
     await sleep(left);
@@ -85,6 +97,7 @@ export async function answerWarmPing(payload: unknown, context: Context | undefi
       environmentId: environment.environmentId,
       coldStart: environment.coldStart,
       initDurationMs: environment.initDurationMs,
+      receivedAtMs,
       heldMs: round1(monotonicMs() - started),
       runtime: 'node',
     },

@@ -14,6 +14,9 @@ _FIELDS = (
     ("holdUntilMs", lambda x: type(x) in (int, float) and -_INF < x < _INF,
      "must be a number (epoch milliseconds)"),
 )
+# Optional: hold this long after the ping arrives (never past holdUntilMs).
+_HOLD_FOR = ("holdForMs", lambda x: type(x) in (int, float) and 0 <= x < _INF,
+             "must be a number of milliseconds >= 0")
 
 
 def problem(ping):
@@ -25,6 +28,9 @@ def problem(ping):
             return f"{name} is missing"
         if not valid(ping[name]):
             return f"{name} {rule}, got {json.dumps(ping[name])}"
+    name, valid, rule = _HOLD_FOR
+    if name in ping and not valid(ping[name]):
+        return f"{name} {rule}, got {json.dumps(ping[name])}"
     return None
 
 
@@ -40,8 +46,11 @@ def answer(ping, context, environment_id, cold_start, init_ms):
     if error is not None:
         return {"warmWeb": {"v": 1, "error": "malformed warm ping: " + error}}
     start = time.time() * 1000
+    until = ping["holdUntilMs"]
+    if "holdForMs" in ping:
+        until = min(until, start + ping["holdForMs"])
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    deadline = start + hold_ms(ping["holdUntilMs"], start, remaining() if remaining else None)
+    deadline = start + hold_ms(until, start, remaining() if remaining else None)
     # Loop on the wall clock: the barrier is an epoch time, and sleep may end a hair early.
     while (left := deadline - time.time() * 1000) > 0:
         time.sleep(left / 1000)
@@ -51,6 +60,7 @@ def answer(ping, context, environment_id, cold_start, init_ms):
         "environmentId": environment_id,
         "coldStart": cold_start,
         "initDurationMs": init_ms,
+        "receivedAtMs": round(start, 3),
         "heldMs": round(time.time() * 1000 - start, 3),
         "runtime": "python",
     }}

@@ -10,7 +10,7 @@ export interface WarmTarget {
   readonly functionArn: string;
   /** How many distinct environments to keep warm. */
   readonly concurrency: number;
-  /** Hold for the first round, in ms; later rounds widen it if the dispatch spread needs more. */
+  /** Hold of every ping until the warmer has seen a warm round; then it learns each ping's hold. */
   readonly holdMs: number;
 }
 
@@ -26,6 +26,7 @@ export interface TargetReport {
   readonly coverage: number;
   readonly coldStarts: number;
   readonly rounds: number;
+  /** The longest hold a ping of the last round was given (the first ping's, once the plan is learned). */
   readonly holdMs: number;
   /** Sum of the time every environment spent holding: what the pings cost. */
   readonly heldMsTotal: number;
@@ -38,8 +39,14 @@ export interface TargetReport {
 const MAX_ROUNDS = 3;
 /** Holds never grow past this, whatever the spread. */
 const MAX_HOLD_MS = 10_000;
-/** The least a learned deadline leaves after the last arrival (timer and clock granularity). */
-const MIN_MARGIN_MS = 5;
+/** Share of the whole predicted spread every ping holds on top of its own wait: runs differ in dispatch speed. */
+const SPARE = 0.2;
+/** A round with an environment that answered twice: the top-up and the next run hold this much longer. */
+const WIDEN = 1.5;
+/** The least a hold leaves after the predicted last arrival (timer and clock granularity). */
+const MIN_MARGIN_MS = 0.5;
+/** A clean run forgets this much of a slower past per run, so one slow run widens a few after it. */
+const DECAY = 0.8;
 /** Sockets per host: one per concurrent ping, or pings queue and stop overlapping (SDK default is 50). */
 const MAX_SOCKETS = 1000;
 
@@ -57,12 +64,19 @@ export const lambda = new LambdaClient({
 interface PingAnswer {
   readonly environmentId?: string;
   readonly coldStart?: boolean;
+  readonly receivedAtMs?: number;
   readonly heldMs?: number;
   readonly error?: string;
 }
 
-async function ping(target: WarmTarget, round: string, holdUntilMs: number): Promise<PingAnswer> {
-  const payload = { warmWeb: { v: 1, round, expected: target.concurrency, holdUntilMs } };
+interface Ping {
+  readonly round: string;
+  readonly holdUntilMs: number;
+  readonly holdForMs?: number;
+}
+
+async function ping(target: WarmTarget, hold: Ping): Promise<PingAnswer> {
+  const payload = { warmWeb: { v: 1, expected: target.concurrency, ...hold } };
   try {
     const out = await lambda.send(new InvokeCommand({
       FunctionName: target.functionArn,
@@ -81,76 +95,118 @@ async function ping(target: WarmTarget, round: string, holdUntilMs: number): Pro
   }
 }
 
-/** The hold each target needed last time, learned across runs of a warm warmer. */
-const learnedHoldMs = new Map<string, number>();
+/**
+ * How a target's pings arrive, learned from its clean runs. Pings are sent in order and arrive in about
+ * that order, one every `msPerPing`; ping k must hold until the last one has arrived.
+ */
+export interface DispatchPlan {
+  /** Arrival spread per dispatch index. */
+  readonly msPerPing: number;
+  /** Held after the predicted last arrival. */
+  readonly marginMs: number;
+  /** When the last ping arrived, after the round began. */
+  readonly lastArrivalMs: number;
+}
 
-/** Deadline (ms after the round begins) for the next run, from this run's arrival spread. */
-export function learnedDeadline(firstArrivalMs: number, lastArrivalMs: number): number {
-  return lastArrivalMs + Math.max(0.5 * (lastArrivalMs - firstArrivalMs), MIN_MARGIN_MS);
+/** Learned across runs of a warm warmer, per target and concurrency. */
+const plans = new Map<string, DispatchPlan>();
+
+/**
+ * How long ping k of n holds after it arrives: the arrivals still to come, plus SPARE of the whole spread
+ * and the margin. Every ping gets the spare, because one released before the last arrival is answered on
+ * the warmer's event loop while it still dispatches, which slows the rest and frees more early.
+ */
+export function holdFor(plan: DispatchPlan, k: number, n: number): number {
+  return Math.min(Math.round(((n - 1 - k + SPARE * (n - 1)) * plan.msPerPing + plan.marginMs) * 10) / 10, MAX_HOLD_MS);
+}
+
+/**
+ * The plan after a clean round, from the warm environments' arrival times and the pings' dispatch order:
+ * the arrival spread per index, and the margin that would have covered every ping that arrived out of order.
+ * A slower past fades by DECAY per run.
+ */
+export function learnPlan(
+  previous: DispatchPlan | undefined, arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, roundStart: number,
+): DispatchPlan {
+  const times = arrivals.map((a) => a.receivedAtMs);
+  const indices = arrivals.map((a) => a.k);
+  const last = Math.max(...times);
+  const span = Math.max(...indices) - Math.min(...indices);
+  const msPerPing = Math.max(span > 0 ? (last - Math.min(...times)) / span : 0, DECAY * (previous?.msPerPing ?? 0));
+  const needed = Math.max(...arrivals.map((a) => last - a.receivedAtMs - (n - 1 - a.k + SPARE * (n - 1)) * msPerPing));
+  return {
+    msPerPing,
+    marginMs: Math.min(Math.max(MIN_MARGIN_MS, needed, DECAY * (previous?.marginMs ?? 0)), MAX_HOLD_MS),
+    lastArrivalMs: Math.max(0, last - roundStart),
+  };
+}
+
+function widen(plan: DispatchPlan): DispatchPlan {
+  return { ...plan, msPerPing: plan.msPerPing * WIDEN, marginMs: Math.min(plan.marginMs * WIDEN, MAX_HOLD_MS) };
 }
 
 export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
   const started = Date.now();
-  let holdMs = Math.min(learnedHoldMs.get(target.functionArn) ?? target.holdMs, MAX_HOLD_MS);
+  const n = target.concurrency;
+  // Per concurrency: schedules warm one target at different N, and the spread grows with N.
+  const planKey = `${target.functionArn}#${n}`;
+  // Until a warm round has shown how pings arrive, every ping holds to one deadline.
+  let fixedHoldMs = Math.min(target.holdMs, MAX_HOLD_MS);
   let best = new Set<string>();
   let coldStarts = 0;
   let heldMsTotal = 0;
   let rounds = 0;
+  let holdMs = fixedHoldMs;
   const errors: Record<string, number> = {};
 
   while (rounds < MAX_ROUNDS) {
     rounds += 1;
     const round = `r-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
+    const plan = plans.get(planKey);
     const roundStart = Date.now();
-    const holdUntilMs = roundStart + holdMs;
-    const answers = await Promise.all(Array.from({ length: target.concurrency }, () => ping(target, round, holdUntilMs)));
+    // With a plan, each ping holds for its own share; holdUntilMs is only a backstop (and what a shim
+    // that predates holdForMs holds to): twice as long as the round should take.
+    holdMs = plan ? holdFor(plan, 0, n) : fixedHoldMs;
+    const holdUntilMs = roundStart + (plan ? Math.min(2 * (plan.lastArrivalMs + holdMs), MAX_HOLD_MS) : fixedHoldMs);
+    const answers = await Promise.all(Array.from({ length: n }, (_, k) =>
+      ping(target, plan ? { round, holdUntilMs, holdForMs: holdFor(plan, k, n) } : { round, holdUntilMs })));
 
     const ids = new Set<string>();
-    let lateWarm = 0;
-    // When warm environments received their ping, in ms after the round began.
-    let firstArrivalMs = Infinity;
-    let lastArrivalMs = -Infinity;
-    for (const answer of answers) {
+    const arrivals: Array<{ k: number; receivedAtMs: number }> = [];
+    let answered = 0;
+    answers.forEach((answer, k) => {
       if (answer.error) {
         errors[answer.error] = (errors[answer.error] ?? 0) + 1;
-        continue;
+        return;
       }
+      answered += 1;
       ids.add(answer.environmentId!);
       heldMsTotal += answer.heldMs ?? 0;
       if (answer.coldStart) coldStarts += 1;
-      if (!answer.coldStart) {
-        // A warm environment that held nothing was reached after the barrier: it may have served
-        // another ping of this round first, so the hold was too short for the dispatch spread.
-        if ((answer.heldMs ?? 0) <= 0) {
-          lateWarm += 1;
-        } else {
-          const arrivalMs = holdUntilMs - answer.heldMs! - roundStart;
-          firstArrivalMs = Math.min(firstArrivalMs, arrivalMs);
-          lastArrivalMs = Math.max(lastArrivalMs, arrivalMs);
-        }
-      }
-    }
+      // A cold environment's arrival is the end of its INIT, not of the dispatch.
+      else if (typeof answer.receivedAtMs === 'number') arrivals.push({ k, receivedAtMs: answer.receivedAtMs });
+    });
     if (ids.size > best.size) best = ids;
-    if (lateWarm === 0 && lastArrivalMs >= 0) {
-      // Next run: the deadline just after the last arrival, with half the spread to spare for jitter
-      // (the last arrival moves between runs by about the spread itself: docs/BENCHMARKS.md).
-      learnedHoldMs.set(target.functionArn, Math.min(Math.ceil(learnedDeadline(firstArrivalMs, lastArrivalMs)), MAX_HOLD_MS));
+    // An environment that answered twice was freed before the round's last ping arrived: the holds were
+    // short. Its arrivals are no guide (each early release slows the dispatch still under way): the top-up
+    // and the next run hold longer than planned, and clean runs shrink it back. A fixed hold (nothing
+    // learned yet, mostly cold environments) doubles.
+    const short = ids.size < answered;
+    if (!short && arrivals.length > 0) {
+      plans.set(planKey, learnPlan(plan, arrivals, n, roundStart));
+    } else if (short && plan) {
+      plans.set(planKey, widen(plan));
+    } else if (short) {
+      fixedHoldMs = Math.min(fixedHoldMs * 2, MAX_HOLD_MS);
     }
-    const failed = answers.filter((a) => a.error).length;
-    if (best.size >= target.concurrency || failed === answers.length) break;
-    if (lateWarm > 0 || failed === 0) {
-      // Too short for the dispatch spread: this run's top-up and the next run start wider.
-      const wider = Math.min(holdMs * 2, MAX_HOLD_MS);
-      learnedHoldMs.set(target.functionArn, wider);
-      if (rounds < MAX_ROUNDS) holdMs = wider;
-    }
+    if (best.size >= n || answered === 0) break;
   }
 
   const report: TargetReport = {
     functionArn: target.functionArn,
-    expected: target.concurrency,
+    expected: n,
     distinct: best.size,
-    coverage: best.size / target.concurrency,
+    coverage: best.size / n,
     coldStarts,
     rounds,
     holdMs,

@@ -75,8 +75,8 @@ export interface WarmingOptions {
   readonly schedules?: WarmSchedule[];
 
   /**
-   * How long each environment holds a ping in the first round, so that all pings of a round overlap.
-   * The warmer measures the real dispatch spread and adjusts (within 10 s).
+   * How long every ping holds until the warmer has seen a warm round of the target, so that all pings of
+   * a round overlap. From then on each ping's hold is learned from how the pings arrived (within 10 s).
    *
    * @default Duration.millis(250)
    */
@@ -94,8 +94,8 @@ export interface WarmingOptions {
  * The stack's warmer: one function that keeps the `live` alias of every warmed function at N distinct
  * warm environments, and proves it.
  *
- * Each run sends N concurrent pings that hold until a common deadline, counts the distinct environment
- * ids that answer, tops up when fewer than N answered, and publishes `WarmCoverage`,
+ * Each run sends N concurrent pings that each hold until the last of them has arrived, counts the
+ * distinct environment ids that answer, tops up when fewer than N answered, and publishes `WarmCoverage`,
  * `DistinctEnvironmentsWarmed`, `ColdStartsDuringWarm` and `WarmRoundDurationMs` (namespace `WarmWeb`).
  * Use `Warmer.of(scope)`; `WarmWebFunction` does it for you when given `warming`.
  */

@@ -2,20 +2,20 @@ import * as http from 'http';
 import { AddressInfo } from 'net';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { handler, learnedDeadline, parseTargets, TargetReport, warmTarget } from '../lib/warmer.lambda';
+import { handler, holdFor, learnPlan, parseTargets, TargetReport, warmTarget } from '../lib/warmer.lambda';
 
 const lambdaMock = mockClient(LambdaClient);
 const ARN = 'arn:aws:lambda:us-east-1:123456789012:function:web:live';
 const OTHER = 'arn:aws:lambda:us-east-1:123456789012:function:admin:live';
 
-interface Ping { warmWeb: { v: number; round: string; expected: number; holdUntilMs: number } }
+interface Ping { warmWeb: { v: number; round: string; expected: number; holdUntilMs: number; holdForMs?: number } }
 
 function pingOf(input: unknown): Ping {
   return JSON.parse(Buffer.from((input as { Payload: Uint8Array }).Payload).toString('utf-8'));
 }
 
-function answer(environmentId: string, coldStart: boolean, heldMs: number) {
-  const warmWeb = { v: 1, environmentId, coldStart, heldMs, initDurationMs: 5 };
+function answer(environmentId: string, coldStart: boolean, heldMs: number, receivedAtMs?: number) {
+  const warmWeb = { v: 1, environmentId, coldStart, heldMs, initDurationMs: 5, receivedAtMs };
   return { StatusCode: 200, Payload: Buffer.from(JSON.stringify({ warmWeb })) as never };
 }
 
@@ -45,6 +45,8 @@ test('sends N concurrent RequestResponse pings to the alias with one round id an
     expect(call.args[0].input.InvocationType).toBe('RequestResponse');
     expect(pings[i].warmWeb).toMatchObject({ v: 1, expected: 10 });
     expect(pings[i].warmWeb.holdUntilMs).toBeGreaterThanOrEqual(before + 250);
+    // Nothing learned yet: every ping holds to the one deadline.
+    expect(pings[i].warmWeb.holdForMs).toBeUndefined();
   }
   expect(report).toMatchObject({ expected: 10, distinct: 10, coverage: 1, coldStarts: 10, rounds: 1, heldMsTotal: 1000, errors: {} });
 });
@@ -119,24 +121,112 @@ test('emits one EMF line per target with coverage, distinct, cold starts and rou
   expect(line.WarmRoundDurationMs).toBeGreaterThanOrEqual(0);
 });
 
-test('learns the dispatch spread: the next deadline is just after the last arrival, plus half the spread', async () => {
+/** Answers as warm environments that received ping k `msPerPing * k` ms into the round. */
+function arrivingEvery(msPerPing: number, envPrefix: string, start = () => Date.now()) {
+  let k = 0;
+  let t0 = 0;
+  return async () => {
+    if (k === 0) t0 = start();
+    const i = k++;
+    return answer(`${envPrefix}-${i}`, false, 10, t0 + i * msPerPing);
+  };
+}
+
+test('learns how pings arrive: the next run gives each ping the hold still ahead of it', async () => {
   const arn = 'arn:aws:lambda:us-east-1:1:function:learn:live';
-  let n = 0;
-  // Warm environments that held 900 of 1000 ms: the last one arrived 100 ms after the round began.
-  lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${n++}`, false, 900));
-  await warmTarget({ functionArn: arn, concurrency: 2, holdMs: 1000 });
+  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(2, 'env'));
+  await warmTarget({ functionArn: arn, concurrency: 10, holdMs: 1000 });
+  lambdaMock.reset();
+  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(2, 'env'));
   const before = Date.now();
-  await warmTarget({ functionArn: arn, concurrency: 2, holdMs: 1000 });
-  const second = lambdaMock.commandCalls(InvokeCommand).slice(2).map((c) => pingOf(c.args[0].input).warmWeb.holdUntilMs);
-  const hold = second[0] - before;
-  // Both arrived 100 ms into the round (spread 0): the deadline is 100 + 5 ms.
-  expect(hold).toBeGreaterThanOrEqual(100);
-  expect(hold).toBeLessThan(500); // far below the 1000 ms it was given: it learned
+  await warmTarget({ functionArn: arn, concurrency: 10, holdMs: 1000 });
+  const second = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
+  // 2 ms per ping: ping k waits (9 - k) * 2 ms, plus a fifth of the 18 ms spread and the 0.5 ms margin.
+  expect(second.map((p) => p.holdForMs)).toEqual([22.1, 20.1, 18.1, 16.1, 14.1, 12.1, 10.1, 8.1, 6.1, 4.1]);
+  // holdUntilMs is only a backstop, far below the 1000 ms it was given.
+  expect(second[0].holdUntilMs - before).toBeGreaterThanOrEqual(22);
+  expect(second[0].holdUntilMs - before).toBeLessThan(200);
 });
 
-test('learnedDeadline leaves half the spread, at least 5 ms, after the last arrival', () => {
-  expect(learnedDeadline(10, 110)).toBe(160);
-  expect(learnedDeadline(40, 40)).toBe(45);
+const receivedAt = (out: { Payload: Uint8Array }): number => JSON.parse(Buffer.from(out.Payload).toString('utf-8')).warmWeb.receivedAtMs;
+
+test('an environment that answers twice makes the top-up round hold half as long again', async () => {
+  const arn = 'arn:aws:lambda:us-east-1:1:function:widen:live';
+  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(2, 'env'));
+  await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
+  lambdaMock.reset();
+  // Round one: arrivals as before, but the last ping lands on the environment of the first.
+  // Round two: all distinct.
+  const first = arrivingEvery(2, 'env-a');
+  let n = 0;
+  lambdaMock.on(InvokeCommand).callsFake(async () => {
+    const i = ++n;
+    const out = await first();
+    return i === 4 ? answer('env-a-0', false, 5, receivedAt(out)) : i > 4 ? answer(`env-b${i}`, false, 5) : out;
+  });
+  const report = await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
+  expect(report).toMatchObject({ rounds: 2, distinct: 4, coverage: 1 });
+  const holds = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb.holdForMs!);
+  expect(holds.slice(4, 8)).toEqual(holds.slice(0, 4).map((h) => expect.closeTo(1.5 * h, 0)));
+});
+
+test('plans are kept per concurrency: what was learned at N = 1 is not used at N = 5', async () => {
+  const arn = 'arn:aws:lambda:us-east-1:1:function:grow:live';
+  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(0, 'one'));
+  await warmTarget({ functionArn: arn, concurrency: 1, holdMs: 250 });
+  await warmTarget({ functionArn: arn, concurrency: 1, holdMs: 250 });
+  expect(pingOf(lambdaMock.commandCalls(InvokeCommand)[1].args[0].input).warmWeb.holdForMs).toBe(0.5);
+  lambdaMock.reset();
+  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(3, 'five'));
+  await warmTarget({ functionArn: arn, concurrency: 5, holdMs: 250 });
+  const pings = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
+  expect(pings.map((p) => p.holdForMs)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+});
+
+test('cold answers teach nothing: their arrival is the end of INIT, not of the dispatch', async () => {
+  const arn = 'arn:aws:lambda:us-east-1:1:function:cold:live';
+  let n = 0;
+  lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${n++}`, true, 10, Date.now() + 800 * n));
+  await warmTarget({ functionArn: arn, concurrency: 3, holdMs: 250 });
+  await warmTarget({ functionArn: arn, concurrency: 3, holdMs: 250 });
+  const pings = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
+  expect(pings.every((p) => p.holdForMs === undefined)).toBe(true);
+});
+
+describe('learnPlan and holdFor', () => {
+  const start = 1_000_000;
+  const inOrder = (n: number, msPerPing: number, from = 30) =>
+    Array.from({ length: n }, (_, k) => ({ k, receivedAtMs: start + from + k * msPerPing }));
+
+  test('the rate is the arrival spread per dispatch index; the last arrival is counted from the round start', () => {
+    expect(learnPlan(undefined, inOrder(101, 0.25), 101, start)).toEqual({ msPerPing: 0.25, marginMs: 0.5, lastArrivalMs: 55 });
+  });
+
+  test('a ping that arrived out of order raises the margin by what it would have missed', () => {
+    const arrivals = inOrder(11, 1);
+    // Ping 5 arrived first: holding 5 ms for the pings after it and 2 (a fifth of the spread), it would
+    // have left 3 ms before the last arrival.
+    arrivals[5] = { k: 5, receivedAtMs: start + 30 };
+    expect(learnPlan(undefined, arrivals, 11, start)).toEqual({ msPerPing: 1, marginMs: 3, lastArrivalMs: 40 });
+  });
+
+  test('a slower past fades by a fifth per clean run', () => {
+    const slow = { msPerPing: 1, marginMs: 10, lastArrivalMs: 300 };
+    expect(learnPlan(slow, inOrder(11, 0.1), 11, start)).toEqual({ msPerPing: 0.8, marginMs: 8, lastArrivalMs: 31 });
+  });
+
+  test('one environment has no spread to learn: its hold is the margin', () => {
+    const plan = learnPlan(undefined, [{ k: 0, receivedAtMs: start + 12 }], 1, start);
+    expect(plan).toEqual({ msPerPing: 0, marginMs: 0.5, lastArrivalMs: 12 });
+    expect(holdFor(plan, 0, 1)).toBe(0.5);
+  });
+
+  test('holdFor: the arrivals still ahead, a fifth of the spread, the margin; capped at 10 s', () => {
+    const plan = { msPerPing: 0.2, marginMs: 1, lastArrivalMs: 100 };
+    expect(holdFor(plan, 0, 500)).toBeCloseTo(499 * 0.2 * 1.2 + 1, 1);
+    expect(holdFor(plan, 499, 500)).toBeCloseTo(0.2 * 499 * 0.2 + 1, 1);
+    expect(holdFor({ ...plan, msPerPing: 100 }, 0, 500)).toBe(10_000);
+  });
 });
 
 test('parseTargets accepts CloudFormation strings and rejects malformed targets', () => {

@@ -1,23 +1,27 @@
 // npm run bench:warmer — our warmer against the two anchor methods, on the local Lambda endpoint
 // (real environment processes, real shim), for N = 10, 50, 200, 500. Writes bench/results/warmer.json.
+import { fork } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { InvocationRecord, LocalLambda } from '../../lib/local/local-lambda';
+import { InvocationRecord, LocalFunction } from '../../lib/local/local-lambda';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,50,200,500').split(',').map(Number);
 const ALL_METHODS = ['ours', 'lambda-warmer', 'plugin-warmup'] as const;
 type Method = typeof ALL_METHODS[number];
 const METHODS = (process.env.BENCH_METHODS?.split(',') ?? ALL_METHODS) as Method[];
 const HOLD_MS = 250;
-const WARMUP_RUNS = 3;
+// Warm-up runs end once a run starts no environment (at 500, booting them all takes this machine ~10 s
+// and several runs); then the measured runs.
+const MIN_WARMUP_RUNS = 3;
+const MAX_WARMUP_RUNS = 12;
 // Run-to-run spread is wide on this machine (hundreds of processes on 2 cores): enough runs for a median.
 const MEASURED_RUNS = 15;
 const MEMORY_GB = 1; // the targets' memory, for GB-seconds
 const python = fs.existsSync('.venv/bin/python') ? path.resolve('.venv/bin/python') : 'python3';
 
-const functions = METHODS.flatMap((method) => SIZES.map((n) => ({
+const functions: LocalFunction[] = METHODS.flatMap((method) => SIZES.map((n) => ({
   name: `${method}-${n}`,
   runtime: 'python' as const,
   python,
@@ -25,15 +29,47 @@ const functions = METHODS.flatMap((method) => SIZES.map((n) => ({
   environment: { WARM_WEB_APP: method === 'lambda-warmer' ? 'anchor_targets.lambda_warmer' : 'anchor_targets.plugin_warmup', WARM_WEB_APP_KIND: 'handler' },
   timeoutMs: 120_000,
 })));
-const local = new LocalLambda(functions);
+
+// The pool runs in a child process (bench/warmer/pool.ts); this process is the warmer's.
+const child = fork(path.join(__dirname, 'pool.ts'), [], { execArgv: ['-r', 'ts-node/register/transpile-only'] });
+let calls = 0;
+function pool<T>(op: string, fields: Record<string, unknown> = {}): Promise<T> {
+  const id = ++calls;
+  return new Promise((resolve) => {
+    const onMessage = (reply: { id: number; result: T }) => {
+      if (reply.id !== id) return;
+      child.off('message', onMessage);
+      resolve(reply.result);
+    };
+    child.on('message', onMessage);
+    child.send({ id, op, ...fields });
+  });
+}
+const local = {
+  takeInvocations: (name: string) => pool<InvocationRecord[]>('take', { name }),
+  reclaim: (name: string) => pool<void>('reclaim', { name }),
+  aliasArn: (name: string) => pool<string>('arn', { name }),
+};
 
 async function main() {
-  await local.start();
-  Object.assign(process.env, { AWS_ENDPOINT_URL_LAMBDA: local.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
+  const endpoint = await pool<string>('start', { functions });
+  Object.assign(process.env, { AWS_ENDPOINT_URL_LAMBDA: endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const warmer: typeof import('../../lib/warmer.lambda') = require('../../lib/warmer.lambda');
   const sdkDefaults = new LambdaClient({});
   const quiet = process.stdout.write.bind(process.stdout);
+  // What our warmer asked each environment to hold, from the ping and the answer's arrival time: the
+  // billed hold adds the time a process waits for a core after its deadline (hundreds share 2 here).
+  const askedMs: number[] = [];
+  warmer.lambda.middlewareStack.add((next) => async (args) => {
+    const ping = JSON.parse(Buffer.from((args.input as { Payload: Uint8Array }).Payload).toString('utf-8')).warmWeb;
+    const out = await next(args);
+    const answer = JSON.parse(Buffer.from((out.output as { Payload?: Uint8Array }).Payload ?? []).toString('utf-8') || 'null')?.warmWeb;
+    if (typeof answer?.receivedAtMs === 'number') {
+      askedMs.push(Math.max(0, Math.min(ping.holdUntilMs, answer.receivedAtMs + (ping.holdForMs ?? Infinity)) - answer.receivedAtMs));
+    }
+    return out;
+  }, { step: 'initialize', name: 'benchAskedHold' });
 
   const runs: Record<Method, (arn: string, n: number) => Promise<unknown>> = {
     'ours': (arn, n) => warmer.warmTarget({ functionArn: arn, concurrency: n, holdMs: HOLD_MS }),
@@ -51,39 +87,47 @@ async function main() {
   for (const n of SIZES) {
     for (const method of METHODS) {
       const name = `${method}-${n}`;
-      const arn = local.aliasArn(name);
+      const arn = await local.aliasArn(name);
       process.stdout.write = (() => true) as typeof process.stdout.write; // the warmer's EMF lines
-      const first = measure(await timed(() => runs[method](arn, n)), local.takeInvocations(name), n);
+      const first = measure(await timed(() => runs[method](arn, n)), await local.takeInvocations(name), n, askedMs.splice(0), method);
       // Runs as the schedule makes them, against the environments the first one left (ours learns the
       // dispatch spread from each). Warm-up runs, then measured ones; the median by ping cost is reported.
       // Lambda-warmer's async (Event) invokes may still be running after a run: let them finish.
-      const measured = [];
-      for (let i = 0; i < WARMUP_RUNS + MEASURED_RUNS; i++) {
+      const measured: Array<ReturnType<typeof measure>> = [];
+      let warmupRuns = 0;
+      while (measured.length < MEASURED_RUNS) {
         await new Promise((r) => setTimeout(r, 300));
-        local.takeInvocations(name);
+        await local.takeInvocations(name);
         const durationMs = await timed(() => runs[method](arn, n));
         await new Promise((r) => setTimeout(r, method === 'lambda-warmer' ? 500 : 0));
-        if (i >= WARMUP_RUNS) measured.push(measure(durationMs, local.takeInvocations(name), n));
+        const run = measure(durationMs, await local.takeInvocations(name), n, askedMs.splice(0), method);
+        if (measured.length > 0 || (warmupRuns >= MIN_WARMUP_RUNS && run.coldStarts === 0) || warmupRuns >= MAX_WARMUP_RUNS) measured.push(run);
+        else warmupRuns += 1;
       }
+      // Every measured run in order: distinct, rounds, hold billed, hold asked and need (ms).
+      const runsInOrder = measured.map((m) => [m.distinct, m.rounds, m.holdMsTotal, m.askedHoldMsTotal, m.requiredHoldMs]);
       measured.sort((x, y) => x.holdMsTotal - y.holdMsTotal);
       // The series: what the pings cost over all measured runs against what they needed, and the spread.
-      const sum = (key: 'holdMsTotal' | 'requiredHoldMs') => measured.reduce((total, m) => total + m[key], 0);
+      const sum = (key: 'holdMsTotal' | 'askedHoldMsTotal' | 'requiredHoldMs') => measured.reduce((total, m) => total + (m[key] ?? 0), 0);
       const perRun = measured.filter((m) => m.requiredHoldMs > 0).map((m) => m.holdMsTotal / m.requiredHoldMs).sort((x, y) => x - y);
       const series = {
         runs: measured.length,
         holdToRequired: sum('requiredHoldMs') ? +(sum('holdMsTotal') / sum('requiredHoldMs')).toFixed(2) : null,
+        askedToRequired: sum('askedHoldMsTotal') ? +(sum('askedHoldMsTotal') / sum('requiredHoldMs')).toFixed(2) : null,
+        topUpRuns: measured.filter((m) => m.rounds > 1).length,
         perRunHoldToRequired: perRun.length ? {
           min: +perRun[0].toFixed(2), median: +perRun[Math.floor(perRun.length / 2)].toFixed(2), max: +perRun[perRun.length - 1].toFixed(2),
         } : null,
       };
-      const steady = { ...measured[Math.floor(measured.length / 2)], minDistinct: Math.min(...measured.map((m) => m.distinct)), series };
+      const steady = { ...measured[Math.floor(measured.length / 2)], minDistinct: Math.min(...measured.map((m) => m.distinct)), series, runsInOrder };
       process.stdout.write = quiet;
-      local.reclaim(name);
-      results[`${method}/${n}`] = { method, n, ...steady, firstRoundDistinct: first.distinct };
-      console.error(`${method.padEnd(14)} N=${String(n).padEnd(4)} distinct ${steady.distinct} (first round ${first.distinct}), coverage ${steady.coverage.toFixed(2)}, hold ${steady.holdMsTotal} ms, needed ${steady.requiredHoldMs} ms (in env ${steady.requiredHoldInEnvMs} ms), spread ${steady.dispatchSpreadMs} ms, mean ping ${steady.meanPingMs} ms, series hold/needed ${series.holdToRequired} (per run ${JSON.stringify(series.perRunHoldToRequired)})`);
+      await local.reclaim(name);
+      results[`${method}/${n}`] = { method, n, ...steady, firstRoundDistinct: first.distinct, warmupRuns };
+      console.error(`${method.padEnd(14)} N=${String(n).padEnd(4)} distinct ${steady.distinct} (first round ${first.distinct}), coverage ${steady.coverage.toFixed(2)}, hold ${steady.holdMsTotal} ms, needed ${steady.requiredHoldMs} ms (in env ${steady.requiredHoldInEnvMs} ms), spread ${steady.dispatchSpreadMs} ms, mean ping ${steady.meanPingMs} ms, series hold/needed ${series.holdToRequired} (per run ${JSON.stringify(series.perRunHoldToRequired)}), asked/needed ${series.askedToRequired}, runs with a top-up ${series.topUpRuns}`);
     }
   }
-  await local.stop();
+  await pool('stop');
+  child.disconnect();
 
   const table = SIZES.map((n) => {
     const row: Record<string, unknown> = { n };
@@ -92,6 +136,7 @@ async function main() {
       row[method] = { distinct: r.distinct, minDistinct: (r as { minDistinct?: number }).minDistinct, coverage: r.coverage, holdMsTotal: r.holdMsTotal, holdToRequired: r.requiredHoldMs ? +(r.holdMsTotal / r.requiredHoldMs).toFixed(2) : null,
         holdToRequiredInEnv: r.requiredHoldInEnvMs ? +(r.holdMsTotal / r.requiredHoldInEnvMs).toFixed(2) : null,
         seriesHoldToRequired: (r as { series?: { holdToRequired: number | null } }).series?.holdToRequired ?? null,
+        seriesAskedToRequired: (r as { series?: { askedToRequired: number | null } }).series?.askedToRequired ?? null,
       };
     }
     return row;
@@ -101,12 +146,14 @@ async function main() {
     date: new Date().toISOString(),
     machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
     holdMs: HOLD_MS,
-    note: 'Steady state: after a cold first run and 3 warm-up runs, the median of ' + MEASURED_RUNS + ' measured runs by ping cost (minDistinct: the worst of them; series: summed hold over summed need across all of them, and the per-run ratios). distinct = environments that served a ping in the run (ground truth from the pool); holdMsTotal = summed handler durations measured inside the environments (what Lambda bills for the pings); requiredHoldMs = summed wait each ping needed for all pings to overlap, from the pool dispatch times (last arrival minus own arrival); requiredHoldInEnvMs = the same from the times the handlers started inside the environments (what a warmer can observe; on this 2-core machine hundreds of processes wake late).',
+    note: 'Steady state: after a cold first run and warm-up runs (at least ' + MIN_WARMUP_RUNS + ', until a run starts no environment), the median of ' + MEASURED_RUNS + ' measured runs by ping cost (minDistinct: the worst of them; series: summed hold over summed need across all of them, and the per-run ratios). distinct = environments that served a ping in the run (ground truth from the pool); holdMsTotal = summed handler durations measured inside the environments (what Lambda bills for the pings); askedHoldMsTotal (ours) = summed hold the pings asked for, from each ping and the receivedAtMs of its answer (billed minus the time each process waited for one of the 2 cores after its deadline); requiredHoldMs = summed wait each ping needed for all pings to overlap, from the pool dispatch times (last arrival minus own arrival; in a run with top-up rounds, the least of its rounds, while holdMsTotal pays them all); rounds = warmer rounds in the run; runsInOrder = [distinct, rounds, holdMsTotal, askedHoldMsTotal, requiredHoldMs] per measured run; requiredHoldInEnvMs = the same from the times the handlers started inside the environments (what a warmer can observe; on this 2-core machine hundreds of processes wake late).',
     results: Object.values(results),
     table,
   };
   fs.mkdirSync('bench/results', { recursive: true });
-  fs.writeFileSync('bench/results/warmer.json', JSON.stringify(out, null, 2) + '\n');
+  // Arrays of numbers on one line each: 15 runs of 12 series stay readable.
+  const json = JSON.stringify(out, null, 2).replace(/\[\s+([-\d.,\snul]+?)\s+\]/g, (_, items: string) => `[${items.split(/,\s+/).join(', ')}]`);
+  fs.writeFileSync('bench/results/warmer.json', json + '\n');
   console.log(JSON.stringify(table, null, 2));
 }
 
@@ -116,19 +163,40 @@ async function timed(run: () => Promise<unknown>) {
   return Date.now() - started;
 }
 
-function measure(durationMs: number, records: InvocationRecord[], n: number) {
+/** A warmer's rounds run one after the other: a record that arrives after every earlier one ended starts a round. */
+function splitRounds(records: InvocationRecord[]): InvocationRecord[][] {
+  const rounds: InvocationRecord[][] = [];
+  let endedMs = -Infinity;
+  for (const record of [...records].sort((x, y) => x.arrivedMs - y.arrivedMs)) {
+    if (record.arrivedMs > endedMs) rounds.push([]);
+    rounds[rounds.length - 1].push(record);
+    endedMs = Math.max(endedMs, record.endedMs);
+  }
+  return rounds;
+}
+
+function measure(durationMs: number, records: InvocationRecord[], n: number, asked: number[], method: Method) {
   const distinct = new Set(records.map((r) => r.environment)).size;
-  const lastArrival = Math.max(...records.map((r) => r.arrivedMs));
-  const lastHandlerStart = Math.max(...records.map((r) => r.handlerStartedMs));
+  // Only ours runs rounds; the anchors' pings queue behind 50 sockets in waves that are one round.
+  const rounds = method === 'ours' ? splitRounds(records) : [records];
+  // What overlap needs: each ping waits for the last of its round to arrive. A run that took top-ups
+  // needed only one round to overlap: the cheapest round's need counts, the hold of all rounds is paid.
+  const need = (time: (r: InvocationRecord) => number) => Math.min(...rounds.map((round) => {
+    const last = Math.max(...round.map(time));
+    return round.reduce((sum, r) => sum + (last - time(r)), 0);
+  }));
+  const [first] = rounds;
   return {
     distinct,
     coverage: +(Math.min(distinct, n) / n).toFixed(3),
     invocations: records.length,
+    rounds: rounds.length,
     coldStarts: records.filter((r) => r.cold).length,
     holdMsTotal: Math.round(records.reduce((sum, r) => sum + r.durationMs, 0)),
-    requiredHoldMs: records.reduce((sum, r) => sum + (lastArrival - r.arrivedMs), 0),
-    requiredHoldInEnvMs: Math.round(records.reduce((sum, r) => sum + (lastHandlerStart - r.handlerStartedMs), 0)),
-    dispatchSpreadMs: lastArrival - Math.min(...records.map((r) => r.arrivedMs)),
+    askedHoldMsTotal: asked.length ? Math.round(asked.reduce((sum, ms) => sum + ms, 0)) : null,
+    requiredHoldMs: Math.round(need((r) => r.arrivedMs)),
+    requiredHoldInEnvMs: Math.round(need((r) => r.handlerStartedMs)),
+    dispatchSpreadMs: +(Math.max(...first.map((r) => r.arrivedMs)) - Math.min(...first.map((r) => r.arrivedMs))).toFixed(1),
     meanPingMs: +(records.reduce((sum, r) => sum + r.durationMs, 0) / records.length).toFixed(1),
     gbSeconds: +(records.reduce((sum, r) => sum + r.durationMs, 0) / 1000 * MEMORY_GB).toFixed(2),
     durationMs,

@@ -50,6 +50,38 @@ test('a second run finds the environments warm: no cold starts, still N distinct
   expect(report).toMatchObject({ distinct: 50, coverage: 1, coldStarts: 0, rounds: 1 });
 });
 
+test('later runs hold each ping only for the arrivals still to come after it, and still reach N', async () => {
+  // Per ping of the last run, in dispatch order: what it asked (holdForMs, never past holdUntilMs) and
+  // what the shim held.
+  let holds: Array<{ asked: number; until: number; held: number }> = [];
+  warmer.lambda.middlewareStack.add((next) => async (args) => {
+    const ping = JSON.parse(Buffer.from((args.input as { Payload: Uint8Array }).Payload).toString('utf-8')).warmWeb;
+    const slot = holds.push({ asked: ping.holdForMs, until: ping.holdUntilMs, held: -1 }) - 1;
+    const out = await next(args);
+    const answer = JSON.parse(Buffer.from((out.output as { Payload: Uint8Array }).Payload).toString('utf-8')).warmWeb;
+    holds[slot] = { ...holds[slot], until: holds[slot].until - answer.receivedAtMs, held: answer.heldMs };
+    return out;
+  }, { step: 'initialize', name: 'testHolds' });
+  try {
+    for (let i = 0; i < 3; i++) {
+      holds = [];
+      const report = await warmer.warmTarget({ functionArn: local.aliasArn('web'), concurrency: 50, holdMs: 250 });
+      expect(report).toMatchObject({ distinct: 50, coverage: 1, errors: {} });
+    }
+  } finally {
+    warmer.lambda.middlewareStack.remove('testHolds');
+  }
+  const round = holds.slice(-50);
+  // The first ping sent waits longest, the last about the margin; all far below the 250 ms fixed hold.
+  expect(round[0].asked).toBeGreaterThan(round[49].asked);
+  expect(round[0].asked).toBeLessThan(250);
+  for (const { asked, until, held } of round) {
+    const expected = Math.max(0, Math.min(asked, until));
+    expect(held).toBeGreaterThanOrEqual(expected - 1);
+    expect(held).toBeLessThan(expected + 25);
+  }
+});
+
 test('the app never saw a ping', () => {
   expect(fs.readFileSync(requestLog, 'utf-8')).toBe('');
 });

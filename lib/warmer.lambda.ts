@@ -104,8 +104,8 @@ export interface DispatchPlan {
   readonly msPerPing: number;
   /** Held after the predicted last arrival. */
   readonly marginMs: number;
-  /** When the last ping arrived, after the round began. */
-  readonly lastArrivalMs: number;
+  /** How long the round took, from its start to its last answer, by the warmer's clock. */
+  readonly roundMs: number;
 }
 
 /** Learned across runs of a warm warmer, per target and concurrency. */
@@ -126,7 +126,7 @@ export function holdFor(plan: DispatchPlan, k: number, n: number): number {
  * A slower past fades by DECAY per run.
  */
 export function learnPlan(
-  previous: DispatchPlan | undefined, arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, roundStart: number,
+  previous: DispatchPlan | undefined, arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, roundMs: number,
 ): DispatchPlan {
   const times = arrivals.map((a) => a.receivedAtMs);
   const indices = arrivals.map((a) => a.k);
@@ -137,7 +137,7 @@ export function learnPlan(
   return {
     msPerPing,
     marginMs: Math.min(Math.max(MIN_MARGIN_MS, needed, DECAY * (previous?.marginMs ?? 0)), MAX_HOLD_MS),
-    lastArrivalMs: Math.max(0, last - roundStart),
+    roundMs,
   };
 }
 
@@ -164,10 +164,11 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
     const round = `r-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
     const plan = plans.get(planKey);
     const roundStart = Date.now();
-    // With a plan, each ping holds for its own share; holdUntilMs is only a backstop (and what a shim
-    // that predates holdForMs holds to): twice as long as the round should take.
+    // With a plan, each ping holds for its own share, counted on its environment's clock; holdUntilMs is
+    // only a backstop (and what a shim that predates holdForMs holds to): twice the last clean round or
+    // the longest hold, whichever is longer.
     holdMs = plan ? holdFor(plan, 0, n) : fixedHoldMs;
-    const holdUntilMs = roundStart + (plan ? Math.min(2 * (plan.lastArrivalMs + holdMs), MAX_HOLD_MS) : fixedHoldMs);
+    const holdUntilMs = roundStart + (plan ? Math.min(2 * Math.max(plan.roundMs, holdMs), MAX_HOLD_MS) : fixedHoldMs);
     const answers = await Promise.all(Array.from({ length: n }, (_, k) =>
       ping(target, plan ? { round, holdUntilMs, holdForMs: holdFor(plan, k, n) } : { round, holdUntilMs })));
 
@@ -193,7 +194,7 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
     // learned yet, mostly cold environments) doubles.
     const short = ids.size < answered;
     if (!short && arrivals.length > 0) {
-      plans.set(planKey, learnPlan(plan, arrivals, n, roundStart));
+      plans.set(planKey, learnPlan(plan, arrivals, n, Date.now() - roundStart));
     } else if (short && plan) {
       plans.set(planKey, widen(plan));
     } else if (short) {

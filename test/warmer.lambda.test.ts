@@ -198,8 +198,8 @@ describe('learnPlan and holdFor', () => {
   const inOrder = (n: number, msPerPing: number, from = 30) =>
     Array.from({ length: n }, (_, k) => ({ k, receivedAtMs: start + from + k * msPerPing }));
 
-  test('the rate is the arrival spread per dispatch index; the last arrival is counted from the round start', () => {
-    expect(learnPlan(undefined, inOrder(101, 0.25), 101, start)).toEqual({ msPerPing: 0.25, marginMs: 0.5, lastArrivalMs: 55 });
+  test('the rate is the arrival spread per dispatch index', () => {
+    expect(learnPlan(undefined, inOrder(101, 0.25), 101, 80)).toEqual({ msPerPing: 0.25, marginMs: 0.5, roundMs: 80 });
   });
 
   test('a ping that arrived out of order raises the margin by what it would have missed', () => {
@@ -207,22 +207,22 @@ describe('learnPlan and holdFor', () => {
     // Ping 5 arrived first: holding 5 ms for the pings after it and 2 (a fifth of the spread), it would
     // have left 3 ms before the last arrival.
     arrivals[5] = { k: 5, receivedAtMs: start + 30 };
-    expect(learnPlan(undefined, arrivals, 11, start)).toEqual({ msPerPing: 1, marginMs: 3, lastArrivalMs: 40 });
+    expect(learnPlan(undefined, arrivals, 11, 60)).toEqual({ msPerPing: 1, marginMs: 3, roundMs: 60 });
   });
 
   test('a slower past fades by a fifth per clean run', () => {
-    const slow = { msPerPing: 1, marginMs: 10, lastArrivalMs: 300 };
-    expect(learnPlan(slow, inOrder(11, 0.1), 11, start)).toEqual({ msPerPing: 0.8, marginMs: 8, lastArrivalMs: 31 });
+    const slow = { msPerPing: 1, marginMs: 10, roundMs: 300 };
+    expect(learnPlan(slow, inOrder(11, 0.1), 11, 40)).toEqual({ msPerPing: 0.8, marginMs: 8, roundMs: 40 });
   });
 
   test('one environment has no spread to learn: its hold is the margin', () => {
-    const plan = learnPlan(undefined, [{ k: 0, receivedAtMs: start + 12 }], 1, start);
-    expect(plan).toEqual({ msPerPing: 0, marginMs: 0.5, lastArrivalMs: 12 });
+    const plan = learnPlan(undefined, [{ k: 0, receivedAtMs: start + 12 }], 1, 15);
+    expect(plan).toEqual({ msPerPing: 0, marginMs: 0.5, roundMs: 15 });
     expect(holdFor(plan, 0, 1)).toBe(0.5);
   });
 
   test('holdFor: the arrivals still ahead, a fifth of the spread, the margin; capped at 10 s', () => {
-    const plan = { msPerPing: 0.2, marginMs: 1, lastArrivalMs: 100 };
+    const plan = { msPerPing: 0.2, marginMs: 1, roundMs: 100 };
     expect(holdFor(plan, 0, 500)).toBeCloseTo(499 * 0.2 * 1.2 + 1, 1);
     expect(holdFor(plan, 499, 500)).toBeCloseTo(0.2 * 499 * 0.2 + 1, 1);
     expect(holdFor({ ...plan, msPerPing: 100 }, 0, 500)).toBe(10_000);

@@ -113,8 +113,8 @@ const plans = new Map<string, DispatchPlan>();
 
 /**
  * How long ping k of n holds after it arrives: the arrivals still to come, plus SPARE of the whole spread
- * and the margin. Every ping gets the spare, because one released before the last arrival is answered on
- * the warmer's event loop while it still dispatches, which slows the rest and frees more early.
+ * and the margin. Every ping gets the spare, because one released before the last arrival is answered
+ * while the dispatch is still under way, which can slow the rest and free more early.
  */
 export function holdFor(plan: DispatchPlan, k: number, n: number): number {
   return Math.min(Math.round(((n - 1 - k + SPARE * (n - 1)) * plan.msPerPing + plan.marginMs) * 10) / 10, MAX_HOLD_MS);
@@ -189,7 +189,7 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
     });
     if (ids.size > best.size) best = ids;
     // An environment that answered twice was freed before the round's last ping arrived: the holds were
-    // short. Its arrivals are no guide (each early release slows the dispatch still under way): the top-up
+    // short. Its arrivals are no guide (each early release can slow the dispatch still under way): the top-up
     // and the next run hold longer than planned, and clean runs shrink it back. A fixed hold (nothing
     // learned yet, mostly cold environments) doubles.
     const short = ids.size < answered;

@@ -21,7 +21,7 @@ export interface WarmerEvent {
 export interface TargetReport {
   readonly functionArn: string;
   readonly expected: number;
-  /** Distinct environments that answered within one round (the best round). */
+  /** Distinct environments that answered in this run, over all its rounds (a top-up may reach more than N). */
   readonly distinct: number;
   readonly coverage: number;
   readonly coldStarts: number;
@@ -39,14 +39,12 @@ export interface TargetReport {
 const MAX_ROUNDS = 3;
 /** Holds never grow past this, whatever the spread. */
 const MAX_HOLD_MS = 10_000;
-/** Share of the whole predicted spread every ping holds on top of its own wait: runs differ in dispatch speed. */
-const SPARE = 0.2;
-/** A round with an environment that answered twice: the top-up and the next run hold this much longer. */
+/** Rounds of a target remembered to choose its holds from: at one run per 5 minutes, 75 minutes. */
+const HISTORY = 15;
+/** Multiples of the median arrival rate a plan is chosen from: 0.5 to 2.5 in steps of 0.05. */
+const SCALES = Array.from({ length: 41 }, (_, i) => (10 + i) / 20);
+/** A short round's top-up holds this much longer than the round before it. */
 const WIDEN = 1.5;
-/** The least a hold leaves after the predicted last arrival (timer and clock granularity). */
-const MIN_MARGIN_MS = 0.5;
-/** A clean run forgets this much of a slower past per run, so one slow run widens a few after it. */
-const DECAY = 0.8;
 /** Sockets per host: one per concurrent ping, or pings queue and stop overlapping (SDK default is 50). */
 const MAX_SOCKETS = 1000;
 
@@ -95,86 +93,119 @@ async function ping(target: WarmTarget, hold: Ping): Promise<PingAnswer> {
   }
 }
 
-/**
- * How a target's pings arrive, learned from its clean runs. Pings are sent in order and arrive in about
- * that order, one every `msPerPing`; ping k must hold until the last one has arrived.
- */
-export interface DispatchPlan {
+/** A past round of a target: how long each ping, by dispatch index, had to wait for the last arrival. */
+export interface PastRound {
+  /** Undefined where no warm environment answered (a cold one's arrival is the end of its INIT). */
+  readonly needMs: ReadonlyArray<number | undefined>;
   /** Arrival spread per dispatch index. */
   readonly msPerPing: number;
-  /** Held after the predicted last arrival. */
+  /** An environment answered twice: freed early, it was answered while the dispatch was still under way. */
+  readonly short: boolean;
+}
+
+/**
+ * The holds of a target's next round: ping k holds `(n - 1 - k) * msPerPing * scale + marginMs` after it
+ * arrives, the pings still to come and a margin.
+ */
+export interface DispatchPlan {
+  /** Median arrival spread per dispatch index of the remembered rounds. */
+  readonly msPerPing: number;
+  /** The multiple of msPerPing that each ping still to come adds. */
+  readonly scale: number;
   readonly marginMs: number;
-  /** How long the round took, from its start to its last answer, by the warmer's clock. */
+  /** How long the last round took, from its start to its last answer, by the warmer's clock. */
   readonly roundMs: number;
 }
 
-/** Learned across runs of a warm warmer, per target and concurrency. */
-const plans = new Map<string, DispatchPlan>();
+/** Remembered rounds and the plan chosen over them, per target and concurrency. */
+const learned = new Map<string, { rounds: PastRound[]; plan: DispatchPlan }>();
 
-/**
- * How long ping k of n holds after it arrives: the arrivals still to come, plus SPARE of the whole spread
- * and the margin. Every ping gets the spare, because one released before the last arrival is answered
- * while the dispatch is still under way, which can slow the rest and free more early.
- */
+/** How long ping k of n holds after it arrives (rounded up to 0.1 ms, capped at 10 s). */
 export function holdFor(plan: DispatchPlan, k: number, n: number): number {
-  return Math.min(Math.round(((n - 1 - k + SPARE * (n - 1)) * plan.msPerPing + plan.marginMs) * 10) / 10, MAX_HOLD_MS);
+  const ms = (n - 1 - k) * plan.msPerPing * plan.scale + plan.marginMs;
+  // The epsilon keeps float noise (0.2 * 1.5 = 0.30000000000000004) from rounding a hold up.
+  return Math.min(Math.max(0, Math.ceil(ms * 10 - 1e-6) / 10), MAX_HOLD_MS);
 }
 
-/**
- * The plan after a clean round, from the warm environments' arrival times and the pings' dispatch order:
- * the arrival spread per index, and the margin that would have covered every ping that arrived out of order.
- * A slower past fades by DECAY per run.
- */
-export function learnPlan(
-  previous: DispatchPlan | undefined, arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, roundMs: number,
-): DispatchPlan {
+/** What a round teaches, from the warm answers' arrival times and the pings' dispatch order. */
+export function pastRound(arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, short = false): PastRound {
   const times = arrivals.map((a) => a.receivedAtMs);
   const indices = arrivals.map((a) => a.k);
   const last = Math.max(...times);
   const span = Math.max(...indices) - Math.min(...indices);
-  const msPerPing = Math.max(span > 0 ? (last - Math.min(...times)) / span : 0, DECAY * (previous?.msPerPing ?? 0));
-  const needed = Math.max(...arrivals.map((a) => last - a.receivedAtMs - (n - 1 - a.k + SPARE * (n - 1)) * msPerPing));
-  return {
-    msPerPing,
-    marginMs: Math.min(Math.max(MIN_MARGIN_MS, needed, DECAY * (previous?.marginMs ?? 0)), MAX_HOLD_MS),
-    roundMs,
-  };
+  const needMs: Array<number | undefined> = new Array(n).fill(undefined);
+  for (const a of arrivals) needMs[a.k] = last - a.receivedAtMs;
+  return { needMs, msPerPing: span > 0 ? (last - Math.min(...times)) / span : 0, short };
 }
 
-function widen(plan: DispatchPlan): DispatchPlan {
-  return { ...plan, msPerPing: plan.msPerPing * WIDEN, marginMs: Math.min(plan.marginMs * WIDEN, MAX_HOLD_MS) };
+/** The least margin that, at this rate, would have held every ping of the round until its last arrival. */
+function marginNeeded(round: PastRound, rate: number, n: number): number {
+  return round.needMs.reduce<number>((most, need, k) => (need === undefined ? most : Math.max(most, need - (n - 1 - k) * rate)), 0);
+}
+
+/**
+ * The plan that would have cost least over the remembered rounds. A round whose pings needed more than a
+ * plan gives would have been short and paid a top-up round, held WIDEN times as long. A plan must cover two
+ * in three of the rounds that were not short: a top-up widens the holds by a factor, which covers a slower
+ * dispatch but not a ping that arrives last out of order. (A short round's arrivals were slowed by its own
+ * early releases; they count in the cost, not in that bound.)
+ */
+export function choosePlan(rounds: readonly PastRound[], n: number, roundMs: number): DispatchPlan {
+  const rates = rounds.map((r) => r.msPerPing).sort((a, b) => a - b);
+  const msPerPing = rates[Math.floor(rates.length / 2)];
+  const clean = rounds.filter((r) => !r.short).length;
+  let best: { cost: number; plan?: DispatchPlan } = { cost: Infinity };
+  for (const scale of SCALES) {
+    const rate = msPerPing * scale;
+    // Each round's least margin is a candidate.
+    const margins = rounds.map((r) => marginNeeded(r, rate, n));
+    for (const marginMs of new Set(margins)) {
+      const short = margins.filter((needed) => needed > marginMs).length;
+      const uncovered = rounds.filter((r, i) => !r.short && margins[i] > marginMs).length;
+      if (uncovered * 3 > clean) continue;
+      const cost = ((rate * n * (n - 1)) / 2 + n * marginMs) * (rounds.length + WIDEN * short);
+      if (cost < best.cost) best = { cost, plan: { msPerPing, scale, marginMs, roundMs } };
+    }
+  }
+  return best.plan!;
 }
 
 export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
   const started = Date.now();
   const n = target.concurrency;
   // Per concurrency: schedules warm one target at different N, and the spread grows with N.
-  const planKey = `${target.functionArn}#${n}`;
+  const key = `${target.functionArn}#${n}`;
   // Until a warm round has shown how pings arrive, every ping holds to one deadline.
-  let fixedHoldMs = Math.min(target.holdMs, MAX_HOLD_MS);
-  let best = new Set<string>();
+  const fixedHoldMs = Math.min(target.holdMs, MAX_HOLD_MS);
+  const reached = new Set<string>();
   let coldStarts = 0;
   let heldMsTotal = 0;
   let rounds = 0;
   let holdMs = fixedHoldMs;
+  // After a short round (an environment answered twice: it was freed before the last ping arrived), the
+  // top-up holds longer: early releases are answered while the dispatch is still under way, which can slow
+  // it, and the same holds would fall short again.
+  let widening = 1;
   const errors: Record<string, number> = {};
 
   while (rounds < MAX_ROUNDS) {
     rounds += 1;
     const round = `r-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
-    const plan = plans.get(planKey);
+    const chosen = learned.get(key)?.plan;
+    const plan = chosen && { ...chosen, scale: chosen.scale * widening, marginMs: chosen.marginMs * widening };
     const roundStart = Date.now();
     // With a plan, each ping holds for its own share, counted on its environment's clock; holdUntilMs is
-    // only a backstop (and what a shim that predates holdForMs holds to): twice the last clean round or
-    // the longest hold, whichever is longer.
-    holdMs = plan ? holdFor(plan, 0, n) : fixedHoldMs;
-    const holdUntilMs = roundStart + (plan ? Math.min(2 * Math.max(plan.roundMs, holdMs), MAX_HOLD_MS) : fixedHoldMs);
+    // only a backstop (and what a shim that predates holdForMs holds to): twice the last round or the
+    // longest hold, whichever is longer.
+    holdMs = plan ? holdFor(plan, 0, n) : Math.min(fixedHoldMs * widening, MAX_HOLD_MS);
+    const holdUntilMs = roundStart + (plan ? Math.min(2 * Math.max(plan.roundMs, holdMs), MAX_HOLD_MS) : holdMs);
     const answers = await Promise.all(Array.from({ length: n }, (_, k) =>
       ping(target, plan ? { round, holdUntilMs, holdForMs: holdFor(plan, k, n) } : { round, holdUntilMs })));
 
     const ids = new Set<string>();
     const arrivals: Array<{ k: number; receivedAtMs: number }> = [];
     let answered = 0;
+    let cold = 0;
     answers.forEach((answer, k) => {
       if (answer.error) {
         errors[answer.error] = (errors[answer.error] ?? 0) + 1;
@@ -182,32 +213,29 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
       }
       answered += 1;
       ids.add(answer.environmentId!);
+      reached.add(answer.environmentId!);
       heldMsTotal += answer.heldMs ?? 0;
-      if (answer.coldStart) coldStarts += 1;
-      // A cold environment's arrival is the end of its INIT, not of the dispatch.
+      if (answer.coldStart) cold += 1;
       else if (typeof answer.receivedAtMs === 'number') arrivals.push({ k, receivedAtMs: answer.receivedAtMs });
     });
-    if (ids.size > best.size) best = ids;
-    // An environment that answered twice was freed before the round's last ping arrived: the holds were
-    // short. Its arrivals are no guide (each early release can slow the dispatch still under way): the top-up
-    // and the next run hold longer than planned, and clean runs shrink it back. A fixed hold (nothing
-    // learned yet, mostly cold environments) doubles.
-    const short = ids.size < answered;
-    if (!short && arrivals.length > 0) {
-      plans.set(planKey, learnPlan(plan, arrivals, n, Date.now() - roundStart));
-    } else if (short && plan) {
-      plans.set(planKey, widen(plan));
-    } else if (short) {
-      fixedHoldMs = Math.min(fixedHoldMs * 2, MAX_HOLD_MS);
+    coldStarts += cold;
+    // Every warm round teaches, a short one too: leaving those out would remember only the rounds that
+    // fit. A round that started environments does not: a cold one's arrival is the end of its INIT, and
+    // starting them may have slowed the rest.
+    if (cold === 0 && arrivals.length > 0) {
+      const remembered = [...(learned.get(key)?.rounds ?? []), pastRound(arrivals, n, ids.size < answered)].slice(-HISTORY);
+      learned.set(key, { rounds: remembered, plan: choosePlan(remembered, n, Date.now() - roundStart) });
     }
-    if (best.size >= n || answered === 0) break;
+    if (ids.size < answered) widening *= WIDEN;
+    // Environments that answered in any round of this run are warm: a top-up only has to reach the rest.
+    if (reached.size >= n || answered === 0) break;
   }
 
   const report: TargetReport = {
     functionArn: target.functionArn,
     expected: n,
-    distinct: best.size,
-    coverage: best.size / n,
+    distinct: reached.size,
+    coverage: Math.min(reached.size, n) / n,
     coldStarts,
     rounds,
     holdMs,

@@ -2,7 +2,7 @@ import * as http from 'http';
 import { AddressInfo } from 'net';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { handler, holdFor, learnPlan, parseTargets, TargetReport, warmTarget } from '../lib/warmer.lambda';
+import { choosePlan, handler, holdFor, parseTargets, pastRound, TargetReport, warmTarget } from '../lib/warmer.lambda';
 
 const lambdaMock = mockClient(LambdaClient);
 const ARN = 'arn:aws:lambda:us-east-1:123456789012:function:web:live';
@@ -51,7 +51,7 @@ test('sends N concurrent RequestResponse pings to the alias with one round id an
   expect(report).toMatchObject({ expected: 10, distinct: 10, coverage: 1, coldStarts: 10, rounds: 1, heldMsTotal: 1000, errors: {} });
 });
 
-test('counts distinct environments, tops up with a wider hold, and reports the best round', async () => {
+test('counts distinct environments and tops up, each round holding half as long again', async () => {
   // Every ping lands on the same two environments, warm and late: the barrier never held.
   let n = 0;
   lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${n++ % 2}`, false, 0));
@@ -60,18 +60,18 @@ test('counts distinct environments, tops up with a wider hold, and reports the b
   expect(report.distinct).toBe(2);
   expect(report.coverage).toBeCloseTo(0.4);
   expect(report.rounds).toBe(3);
-  expect(report.holdMs).toBe(400);
+  expect(report.holdMs).toBe(225);
   const rounds = new Set(lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb.round));
   expect(rounds.size).toBe(3);
   expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(15);
 });
 
-test('stops topping up as soon as a round reaches N distinct', async () => {
+test('stops topping up as soon as N distinct environments have answered', async () => {
   let n = 0;
   lambdaMock.on(InvokeCommand).callsFake(async () => {
     n += 1;
     // First round: 3 of 4 distinct (one warm env answered twice, late). Second round: all 4.
-    return n <= 4 ? answer(`env-${Math.min(n, 3)}`, n < 4, n < 4 ? 50 : 0) : answer(`env-${n}`, true, 50);
+    return n <= 4 ? answer(`env-${Math.min(n, 3)}`, n < 4, n < 4 ? 50 : 0) : answer(`env-${n - 4}`, false, 50);
   });
   const report = await warmTarget({ functionArn: 'arn:aws:lambda:us-east-1:1:function:topup:live', concurrency: 4, holdMs: 100 });
   expect(report.rounds).toBe(2);
@@ -141,33 +141,61 @@ test('learns how pings arrive: the next run gives each ping the hold still ahead
   const before = Date.now();
   await warmTarget({ functionArn: arn, concurrency: 10, holdMs: 1000 });
   const second = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
-  // 2 ms per ping: ping k waits (9 - k) * 2 ms, plus a fifth of the 18 ms spread and the 0.5 ms margin.
-  expect(second.map((p) => p.holdForMs)).toEqual([22.1, 20.1, 18.1, 16.1, 14.1, 12.1, 10.1, 8.1, 6.1, 4.1]);
+  // One round seen, 2 ms per ping in order: ping k waits for the 9 - k still to come, and no more.
+  expect(second.map((p) => p.holdForMs)).toEqual([18, 16, 14, 12, 10, 8, 6, 4, 2, 0]);
   // holdUntilMs is only a backstop, far below the 1000 ms it was given.
-  expect(second[0].holdUntilMs - before).toBeGreaterThanOrEqual(22);
+  expect(second[0].holdUntilMs - before).toBeGreaterThanOrEqual(18);
   expect(second[0].holdUntilMs - before).toBeLessThan(200);
 });
 
 const receivedAt = (out: { Payload: Uint8Array }): number => JSON.parse(Buffer.from(out.Payload).toString('utf-8')).warmWeb.receivedAtMs;
 
-test('an environment that answers twice makes the top-up round hold half as long again', async () => {
-  const arn = 'arn:aws:lambda:us-east-1:1:function:widen:live';
-  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(2, 'env'));
+/** A round arriving every `msPerPing` whose last ping lands on the first one's environment, then a clean top-up. */
+function shortThenDistinct(msPerPing: number, n: number) {
+  const first = arrivingEvery(msPerPing, 'env-a');
+  const topUp = arrivingEvery(msPerPing, 'env-a');
+  let i = 0;
+  return async () => {
+    const call = ++i;
+    if (call > n) return topUp();
+    const out = await first();
+    return call === n ? answer('env-a-0', false, 5, receivedAt(out)) : out;
+  };
+}
+
+test('a short round teaches too, and its top-up holds half as long again', async () => {
+  const arn = 'arn:aws:lambda:us-east-1:1:function:short:live';
+  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(1, 'env'));
   await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
   lambdaMock.reset();
-  // Round one: arrivals as before, but the last ping lands on the environment of the first.
-  // Round two: all distinct.
-  const first = arrivingEvery(2, 'env-a');
-  let n = 0;
-  lambdaMock.on(InvokeCommand).callsFake(async () => {
-    const i = ++n;
-    const out = await first();
-    return i === 4 ? answer('env-a-0', false, 5, receivedAt(out)) : i > 4 ? answer(`env-b${i}`, false, 5) : out;
-  });
+  // Now the pings arrive 3 ms apart: the holds learned at 1 ms fall short.
+  lambdaMock.on(InvokeCommand).callsFake(shortThenDistinct(3, 4));
   const report = await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
   expect(report).toMatchObject({ rounds: 2, distinct: 4, coverage: 1 });
-  const holds = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb.holdForMs!);
-  expect(holds.slice(4, 8)).toEqual(holds.slice(0, 4).map((h) => expect.closeTo(1.5 * h, 0)));
+  const holds = () => lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb.holdForMs!);
+  const second = holds();
+  expect(second.slice(0, 4)).toEqual([3, 2, 1, 0]);
+  // Remembered at 1 ms (clean) and 3 ms per ping (short; the median rate: 3). Holding for 1.5 ms per ping
+  // to come covers the clean round and leaves the short one to a top-up: 9 ms * (2 + 1.5) rounds, less
+  // than holding for 3 ms (18 ms * 2). The top-up holds 1.5 times that.
+  expect(second.slice(4)).toEqual([6.8, 4.5, 2.3, 0]);
+  expect(report.holdMs).toBe(6.8);
+  lambdaMock.reset();
+  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(3, 'env-a'));
+  await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
+  // The top-up arrived 3 ms apart and was not short: two clean rounds of three must be covered.
+  expect(holds()).toEqual([9, 6, 3, 0]);
+});
+
+test('the environments reached in any round of the run count', async () => {
+  const arn = 'arn:aws:lambda:us-east-1:1:function:union:live';
+  let call = 0;
+  // Round one reaches a, b and c (c twice); round two a, b and d (d twice): four of four.
+  const envs = ['a', 'b', 'c', 'c', 'a', 'b', 'd', 'd'];
+  lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${envs[call++]}`, false, 5));
+  const report = await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 100 });
+  expect(report).toMatchObject({ rounds: 2, distinct: 4, coverage: 1 });
+  expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(8);
 });
 
 test('plans are kept per concurrency: what was learned at N = 1 is not used at N = 5', async () => {
@@ -175,7 +203,8 @@ test('plans are kept per concurrency: what was learned at N = 1 is not used at N
   lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(0, 'one'));
   await warmTarget({ functionArn: arn, concurrency: 1, holdMs: 250 });
   await warmTarget({ functionArn: arn, concurrency: 1, holdMs: 250 });
-  expect(pingOf(lambdaMock.commandCalls(InvokeCommand)[1].args[0].input).warmWeb.holdForMs).toBe(0.5);
+  // A single ping has nothing to wait for.
+  expect(pingOf(lambdaMock.commandCalls(InvokeCommand)[1].args[0].input).warmWeb.holdForMs).toBe(0);
   lambdaMock.reset();
   lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(3, 'five'));
   await warmTarget({ functionArn: arn, concurrency: 5, holdMs: 250 });
@@ -193,38 +222,60 @@ test('cold answers teach nothing: their arrival is the end of INIT, not of the d
   expect(pings.every((p) => p.holdForMs === undefined)).toBe(true);
 });
 
-describe('learnPlan and holdFor', () => {
+test('a round that started an environment teaches nothing, not even from its warm answers', async () => {
+  const arn = 'arn:aws:lambda:us-east-1:1:function:mixed:live';
+  const warm = arrivingEvery(2, 'env');
+  let n = 0;
+  lambdaMock.on(InvokeCommand).callsFake(async () => (++n === 3 ? answer('env-new', true, 10, Date.now()) : warm()));
+  await warmTarget({ functionArn: arn, concurrency: 3, holdMs: 250 });
+  await warmTarget({ functionArn: arn, concurrency: 3, holdMs: 250 });
+  const pings = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
+  expect(pings.map((p) => p.holdForMs)).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
+});
+
+describe('pastRound, choosePlan and holdFor', () => {
   const start = 1_000_000;
-  const inOrder = (n: number, msPerPing: number, from = 30) =>
-    Array.from({ length: n }, (_, k) => ({ k, receivedAtMs: start + from + k * msPerPing }));
+  const inOrder = (n: number, msPerPing: number) => Array.from({ length: n }, (_, k) => ({ k, receivedAtMs: start + k * msPerPing }));
 
-  test('the rate is the arrival spread per dispatch index', () => {
-    expect(learnPlan(undefined, inOrder(101, 0.25), 101, 80)).toEqual({ msPerPing: 0.25, marginMs: 0.5, roundMs: 80 });
+  test('a round: each ping waits for the last arrival; the rate is the spread per dispatch index', () => {
+    const arrivals = inOrder(5, 0.5).filter((a) => a.k !== 2);
+    expect(pastRound(arrivals, 5)).toEqual({ needMs: [2, 1.5, undefined, 0.5, 0], msPerPing: 0.5, short: false });
   });
 
-  test('a ping that arrived out of order raises the margin by what it would have missed', () => {
-    const arrivals = inOrder(11, 1);
-    // Ping 5 arrived first: holding 5 ms for the pings after it and 2 (a fifth of the spread), it would
-    // have left 3 ms before the last arrival.
-    arrivals[5] = { k: 5, receivedAtMs: start + 30 };
-    expect(learnPlan(undefined, arrivals, 11, 60)).toEqual({ msPerPing: 1, marginMs: 3, roundMs: 60 });
+  test('rounds alike: the plan holds for the pings still to come, with no margin', () => {
+    const round = pastRound(inOrder(10, 1), 10);
+    expect(choosePlan([round, round, round], 10, 40)).toEqual({ msPerPing: 1, scale: 1, marginMs: 0, roundMs: 40 });
   });
 
-  test('a slower past fades by a fifth per clean run', () => {
-    const slow = { msPerPing: 1, marginMs: 10, roundMs: 300 };
-    expect(learnPlan(slow, inOrder(11, 0.1), 11, 40)).toEqual({ msPerPing: 0.8, marginMs: 8, roundMs: 40 });
+  test('a round that needed a little more is covered; one far out is left to a top-up', () => {
+    const usual = pastRound(inOrder(10, 1), 10);
+    const early = (ms: number) => pastRound([{ k: 0, receivedAtMs: start - ms }, ...inOrder(10, 1).slice(1)], 10);
+    // Ping 0 waited 9.5 ms: a little more rate and margin for all five rounds costs less than that
+    // round's top-up.
+    const little = choosePlan([usual, usual, usual, usual, early(0.5)], 10, 40);
+    expect(holdFor(little, 0, 10)).toBeGreaterThanOrEqual(9.5);
+    expect(holdFor(little, 0, 10)).toBeLessThan(10);
+    // Ping 0 waited 19 ms: covering that in every round (5 * 96.75 at the least, 2.15 ms per ping) costs
+    // more than its top-up round, which covers it at 1.5 times (5 * 45 + 1.5 * (45 + 10 * 10) = 442.5).
+    expect(choosePlan([usual, usual, usual, usual, early(10)], 10, 40)).toEqual({ msPerPing: 1, scale: 1, marginMs: 0, roundMs: 40 });
   });
 
-  test('one environment has no spread to learn: its hold is the margin', () => {
-    const plan = learnPlan(undefined, [{ k: 0, receivedAtMs: start + 12 }], 1, 15);
-    expect(plan).toEqual({ msPerPing: 0, marginMs: 0.5, roundMs: 15 });
-    expect(holdFor(plan, 0, 1)).toBe(0.5);
+  test('a plan covers two in three of the rounds that were not short', () => {
+    const usual = pastRound(inOrder(4, 1), 4);
+    // Ping 2 arrives last, 2 ms after ping 3: with no ping to come after it, ping 3 needs a 2 ms margin.
+    const swapped = (short: boolean) => pastRound([0, 1, 4, 2].map((ms, k) => ({ k, receivedAtMs: start + ms })), 4, short);
+    // Leaving two of five rounds to a top-up would cost least, but two of five is more than a third.
+    const covering = choosePlan([usual, usual, usual, swapped(false), swapped(false)], 4, 40);
+    expect(holdFor(covering, 3, 4)).toBeGreaterThanOrEqual(2);
+    // Rounds that were short only add to the cost: their arrivals were slowed by their own early releases.
+    expect(choosePlan([usual, usual, usual, swapped(true), swapped(true)], 4, 40)).toEqual({ msPerPing: 1, scale: 1, marginMs: 0, roundMs: 40 });
   });
 
-  test('holdFor: the arrivals still ahead, a fifth of the spread, the margin; capped at 10 s', () => {
-    const plan = { msPerPing: 0.2, marginMs: 1, roundMs: 100 };
-    expect(holdFor(plan, 0, 500)).toBeCloseTo(499 * 0.2 * 1.2 + 1, 1);
-    expect(holdFor(plan, 499, 500)).toBeCloseTo(0.2 * 499 * 0.2 + 1, 1);
+  test('holdFor: the pings still to come times the scaled rate, plus the margin; rounded up to 0.1 ms, capped at 10 s', () => {
+    const plan = { msPerPing: 0.2, scale: 1.5, marginMs: 1, roundMs: 100 };
+    expect(holdFor(plan, 0, 500)).toBe(150.7);
+    expect(holdFor(plan, 499, 500)).toBe(1);
+    expect(holdFor({ ...plan, marginMs: 0.01 }, 499, 500)).toBe(0.1);
     expect(holdFor({ ...plan, msPerPing: 100 }, 0, 500)).toBe(10_000);
   });
 });

@@ -256,7 +256,7 @@ describe('pastRound, choosePlan and holdFor', () => {
     expect(holdFor(little, 0, 10)).toBeGreaterThanOrEqual(9.5);
     expect(holdFor(little, 0, 10)).toBeLessThan(10);
     // Ping 0 waited 19 ms: covering that in every round (5 * 96.75 at the least, 2.15 ms per ping) costs
-    // more than its top-up round, which covers it at 1.5 times (5 * 45 + 1.5 * (45 + 10 * 10) = 442.5).
+    // more than leaving that round to a top-up held 1.5 times as long (45 * (5 + 1.5) = 292.5).
     expect(choosePlan([usual, usual, usual, usual, early(10)], 10, 40)).toEqual({ msPerPing: 1, scale: 1, marginMs: 0, roundMs: 40 });
   });
 

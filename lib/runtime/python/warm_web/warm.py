@@ -7,30 +7,29 @@ MAX_HOLD_MS = 60_000
 SAFETY_MS = 500
 _INF = float("inf")
 
+# (name, required, valid, rule)
 _FIELDS = (
-    ("v", lambda x: type(x) is int and x == 1, "must be 1"),
-    ("round", lambda x: type(x) is str and x != "", "must be a non-empty string"),
-    ("expected", lambda x: type(x) is int and x >= 1, "must be an integer >= 1"),
-    ("holdUntilMs", lambda x: type(x) in (int, float) and -_INF < x < _INF,
+    ("v", True, lambda x: type(x) is int and x == 1, "must be 1"),
+    ("round", True, lambda x: type(x) is str and x != "", "must be a non-empty string"),
+    ("expected", True, lambda x: type(x) is int and x >= 1, "must be an integer >= 1"),
+    ("holdUntilMs", True, lambda x: type(x) in (int, float) and -_INF < x < _INF,
      "must be a number (epoch milliseconds)"),
+    # Hold this long after the ping arrives (never past holdUntilMs).
+    ("holdForMs", False, lambda x: type(x) in (int, float) and 0 <= x < _INF,
+     "must be a number of milliseconds >= 0"),
 )
-# Optional: hold this long after the ping arrives (never past holdUntilMs).
-_HOLD_FOR = ("holdForMs", lambda x: type(x) in (int, float) and 0 <= x < _INF,
-             "must be a number of milliseconds >= 0")
 
 
 def problem(ping):
     """What is wrong with a ping's ``warmWeb`` value, or None when it is well formed."""
     if type(ping) is not dict:
         return f"warmWeb must be an object, got {json.dumps(ping)}"
-    for name, valid, rule in _FIELDS:
+    for name, required, valid, rule in _FIELDS:
         if name not in ping:
-            return f"{name} is missing"
-        if not valid(ping[name]):
+            if required:
+                return f"{name} is missing"
+        elif not valid(ping[name]):
             return f"{name} {rule}, got {json.dumps(ping[name])}"
-    name, valid, rule = _HOLD_FOR
-    if name in ping and not valid(ping[name]):
-        return f"{name} {rule}, got {json.dumps(ping[name])}"
     return None
 
 

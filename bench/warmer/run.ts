@@ -163,22 +163,17 @@ async function timed(run: () => Promise<unknown>) {
   return Date.now() - started;
 }
 
-/** A warmer's rounds run one after the other: a record that arrives after every earlier one ended starts a round. */
-function splitRounds(records: InvocationRecord[]): InvocationRecord[][] {
-  const rounds: InvocationRecord[][] = [];
-  let endedMs = -Infinity;
-  for (const record of [...records].sort((x, y) => x.arrivedMs - y.arrivedMs)) {
-    if (record.arrivedMs > endedMs) rounds.push([]);
-    rounds[rounds.length - 1].push(record);
-    endedMs = Math.max(endedMs, record.endedMs);
-  }
-  return rounds;
+/** A run's records by the warmer round their ping carried. */
+function byRound(records: InvocationRecord[]): InvocationRecord[][] {
+  const rounds = new Map<string | undefined, InvocationRecord[]>();
+  for (const record of records) rounds.set(record.warmRound, [...(rounds.get(record.warmRound) ?? []), record]);
+  return [...rounds.values()].sort((x, y) => Math.min(...x.map((r) => r.arrivedMs)) - Math.min(...y.map((r) => r.arrivedMs)));
 }
 
 function measure(durationMs: number, records: InvocationRecord[], n: number, asked: number[], method: Method) {
   const distinct = new Set(records.map((r) => r.environment)).size;
   // Only ours runs rounds; the anchors' pings queue behind 50 sockets in waves that are one round.
-  const rounds = method === 'ours' ? splitRounds(records) : [records];
+  const rounds = method === 'ours' ? byRound(records) : [records];
   // What overlap needs: each ping waits for the last of its round to arrive. A run that took top-ups
   // needed only one round to overlap: the cheapest round's need counts, the hold of all rounds is paid.
   const need = (time: (r: InvocationRecord) => number) => Math.min(...rounds.map((round) => {

@@ -195,6 +195,8 @@ export interface InvocationRecord {
   /** How long the handler ran, measured inside the environment: Lambda's billed duration. */
   readonly durationMs: number;
   readonly cold: boolean;
+  /** The round of a warm ping (`warmWeb.round`); undefined for any other event. */
+  readonly warmRound?: string;
 }
 
 /** What happened on a function, for tests and benchmarks. */
@@ -245,7 +247,9 @@ class FunctionPool {
       const reply = await env.invoke(event, arn, requestId, this.fn.timeoutMs ?? 30_000);
       const handlerStartedMs = reply.startedAtMs ?? startedMs;
       const durationMs = reply.durationMs ?? 0;
-      this.records.push({ environment: env.id, arrivedMs, startedMs, handlerStartedMs, endedMs: nowMs(), durationMs, cold });
+      const round = (event as { warmWeb?: { round?: unknown } } | null)?.warmWeb?.round;
+      const warmRound = typeof round === 'string' ? round : undefined;
+      this.records.push({ environment: env.id, arrivedMs, startedMs, handlerStartedMs, endedMs: nowMs(), durationMs, cold, warmRound });
       return reply;
     } catch (err) {
       return { error: { errorType: 'Runtime.InitError', errorMessage: (err as Error).message } };

@@ -66,11 +66,12 @@ test('an idle environment takes the next request; concurrent requests get their 
   expect(local.stats('web').peakConcurrency).toBeGreaterThanOrEqual(3);
 });
 
-test('records which environment served each invoke, and whether it started cold', async () => {
+test('records which environment served each invoke, whether it started cold, and a warm ping\'s round', async () => {
   const ping = { warmWeb: { v: 1, round: 'rec', expected: 2, holdUntilMs: Date.now() + 400 } };
   await Promise.all([invoke('records', ping), invoke('records', ping)]);
   const records = local.takeInvocations('records');
   expect(records).toHaveLength(2);
+  expect(records.map((r) => r.warmRound)).toEqual(['rec', 'rec']);
   expect(new Set(records.map((r) => r.environment)).size).toBe(2);
   for (const r of records) {
     expect(r.startedMs).toBeGreaterThanOrEqual(r.arrivedMs);
@@ -82,6 +83,8 @@ test('records which environment served each invoke, and whether it started cold'
   }
   expect(records.every((r) => r.cold)).toBe(true);
   expect(local.takeInvocations('records')).toEqual([]);
+  await invoke('records', httpEvent('/records'));
+  expect(local.takeInvocations('records').map((r) => r.warmRound)).toEqual([undefined]);
 });
 
 test('environments can call the Invoke API of the same server', async () => {
@@ -138,5 +141,5 @@ test('unknown functions and malformed payloads get Lambda\'s errors', async () =
 
 test('the app saw only the HTTP requests, never a ping', () => {
   const paths = fs.readFileSync(requestLog, 'utf-8').trim().split('\n').map((l) => l.split(' ')[1]);
-  expect(paths.sort()).toEqual(['/a', '/b', '/c', '/from-inside', '/hello', '/hello', '/hello', '/node']);
+  expect(paths.sort()).toEqual(['/a', '/b', '/c', '/from-inside', '/hello', '/hello', '/hello', '/node', '/records']);
 });

@@ -97,8 +97,6 @@ async function ping(target: WarmTarget, hold: Ping): Promise<PingAnswer> {
 export interface PastRound {
   /** Undefined where no warm environment answered (a cold one's arrival is the end of its INIT). */
   readonly needMs: ReadonlyArray<number | undefined>;
-  /** Arrival spread per dispatch index. */
-  readonly msPerPing: number;
   /** An environment answered twice: freed early, it was answered while the dispatch was still under way. */
   readonly short: boolean;
 }
@@ -129,13 +127,17 @@ export function holdFor(plan: DispatchPlan, k: number, n: number): number {
 
 /** What a round teaches, from the warm answers' arrival times and the pings' dispatch order. */
 export function pastRound(arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, short = false): PastRound {
-  const times = arrivals.map((a) => a.receivedAtMs);
-  const indices = arrivals.map((a) => a.k);
-  const last = Math.max(...times);
-  const span = Math.max(...indices) - Math.min(...indices);
+  const last = Math.max(...arrivals.map((a) => a.receivedAtMs));
   const needMs: Array<number | undefined> = new Array(n).fill(undefined);
   for (const a of arrivals) needMs[a.k] = last - a.receivedAtMs;
-  return { needMs, msPerPing: span > 0 ? (last - Math.min(...times)) / span : 0, short };
+  return { needMs, short };
+}
+
+/** A round's arrival spread (the first arrival's wait) per dispatch index between its first and last answer. */
+function arrivalRate(round: PastRound): number {
+  const answered = round.needMs.flatMap((need, k) => (need === undefined ? [] : [{ need, k }]));
+  const span = answered[answered.length - 1].k - answered[0].k;
+  return span > 0 ? Math.max(...answered.map((a) => a.need)) / span : 0;
 }
 
 /** The least margin that, at this rate, would have held every ping of the round until its last arrival. */
@@ -151,7 +153,7 @@ function marginNeeded(round: PastRound, rate: number, n: number): number {
  * early releases; they count in the cost, not in that bound.)
  */
 export function choosePlan(rounds: readonly PastRound[], n: number, roundMs: number): DispatchPlan {
-  const rates = rounds.map((r) => r.msPerPing).sort((a, b) => a - b);
+  const rates = rounds.map(arrivalRate).sort((a, b) => a - b);
   const msPerPing = rates[Math.floor(rates.length / 2)];
   const clean = rounds.filter((r) => !r.short).length;
   let best: { cost: number; plan?: DispatchPlan } = { cost: Infinity };

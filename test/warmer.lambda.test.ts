@@ -239,7 +239,9 @@ describe('pastRound, choosePlan and holdFor', () => {
 
   test('a round: each ping waits for the last arrival; the rate is the spread per dispatch index', () => {
     const arrivals = inOrder(5, 0.5).filter((a) => a.k !== 2);
-    expect(pastRound(arrivals, 5)).toEqual({ needMs: [2, 1.5, undefined, 0.5, 0], msPerPing: 0.5, short: false });
+    const round = pastRound(arrivals, 5);
+    expect(round).toEqual({ needMs: [2, 1.5, undefined, 0.5, 0], short: false });
+    expect(choosePlan([round], 5, 0).msPerPing).toBe(0.5);
   });
 
   test('rounds alike: the plan holds for the pings still to come, with no margin', () => {

@@ -166,7 +166,10 @@ async function timed(run: () => Promise<unknown>) {
 /** A run's records by the warmer round their ping carried. */
 function byRound(records: InvocationRecord[]): InvocationRecord[][] {
   const rounds = new Map<string | undefined, InvocationRecord[]>();
-  for (const record of records) rounds.set(record.warmRound, [...(rounds.get(record.warmRound) ?? []), record]);
+  for (const record of records) {
+    if (!rounds.has(record.warmRound)) rounds.set(record.warmRound, []);
+    rounds.get(record.warmRound)!.push(record);
+  }
   return [...rounds.values()].sort((x, y) => Math.min(...x.map((r) => r.arrivedMs)) - Math.min(...y.map((r) => r.arrivedMs)));
 }
 

@@ -1,11 +1,9 @@
 // npm run bench:warmer — our warmer against the two anchor methods, on the local Lambda endpoint
 // (real environment processes, real shim), for N = 10, 50, 200, 500. Writes bench/results/warmer.json.
-import { fork } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
-import * as path from 'path';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { InvocationRecord, LocalFunction } from '../../lib/local/local-lambda';
+import { measure, pythonTarget, startPool, timed } from './harness';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,50,200,500').split(',').map(Number);
 const ALL_METHODS = ['ours', 'lambda-warmer', 'plugin-warmup'] as const;
@@ -18,42 +16,11 @@ const MIN_WARMUP_RUNS = 3;
 const MAX_WARMUP_RUNS = 12;
 // Run-to-run spread is wide on this machine (hundreds of processes on 2 cores): enough runs for a median.
 const MEASURED_RUNS = 15;
-const MEMORY_GB = 1; // the targets' memory, for GB-seconds
-const python = fs.existsSync('.venv/bin/python') ? path.resolve('.venv/bin/python') : 'python3';
-
-const functions: LocalFunction[] = METHODS.flatMap((method) => SIZES.map((n) => ({
-  name: `${method}-${n}`,
-  runtime: 'python' as const,
-  python,
-  codeDir: __dirname,
-  environment: { WARM_WEB_APP: method === 'lambda-warmer' ? 'anchor_targets.lambda_warmer' : 'anchor_targets.plugin_warmup', WARM_WEB_APP_KIND: 'handler' },
-  timeoutMs: 120_000,
-})));
-
-// The pool runs in a child process (bench/warmer/pool.ts); this process is the warmer's.
-const child = fork(path.join(__dirname, 'pool.ts'), [], { execArgv: ['-r', 'ts-node/register/transpile-only'] });
-let calls = 0;
-function pool<T>(op: string, fields: Record<string, unknown> = {}): Promise<T> {
-  const id = ++calls;
-  return new Promise((resolve) => {
-    const onMessage = (reply: { id: number; result: T }) => {
-      if (reply.id !== id) return;
-      child.off('message', onMessage);
-      resolve(reply.result);
-    };
-    child.on('message', onMessage);
-    child.send({ id, op, ...fields });
-  });
-}
-const local = {
-  takeInvocations: (name: string) => pool<InvocationRecord[]>('take', { name }),
-  reclaim: (name: string) => pool<void>('reclaim', { name }),
-  aliasArn: (name: string) => pool<string>('arn', { name }),
-};
 
 async function main() {
-  const endpoint = await pool<string>('start', { functions });
-  Object.assign(process.env, { AWS_ENDPOINT_URL_LAMBDA: endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
+  // The pool runs in a child process; this process is the warmer's.
+  const local = await startPool(METHODS.flatMap((method) => SIZES.map((n) =>
+    pythonTarget(`${method}-${n}`, method === 'lambda-warmer' ? 'lambda_warmer' : 'plugin_warmup'))));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const warmer: typeof import('../../lib/warmer.lambda') = require('../../lib/warmer.lambda');
   const sdkDefaults = new LambdaClient({});
@@ -89,7 +56,7 @@ async function main() {
       const name = `${method}-${n}`;
       const arn = await local.aliasArn(name);
       process.stdout.write = (() => true) as typeof process.stdout.write; // the warmer's EMF lines
-      const first = measure(await timed(() => runs[method](arn, n)), await local.takeInvocations(name), n, askedMs.splice(0), method);
+      const first = measure(await timed(() => runs[method](arn, n)), await local.takeInvocations(name), n, askedMs.splice(0), method === 'ours');
       // Runs as the schedule makes them, against the environments the first one left (ours learns the
       // dispatch spread from each). Warm-up runs, then measured ones; the median by ping cost is reported.
       // Lambda-warmer's async (Event) invokes may still be running after a run: let them finish.
@@ -100,7 +67,7 @@ async function main() {
         await local.takeInvocations(name);
         const durationMs = await timed(() => runs[method](arn, n));
         await new Promise((r) => setTimeout(r, method === 'lambda-warmer' ? 500 : 0));
-        const run = measure(durationMs, await local.takeInvocations(name), n, askedMs.splice(0), method);
+        const run = measure(durationMs, await local.takeInvocations(name), n, askedMs.splice(0), method === 'ours');
         if (measured.length > 0 || (warmupRuns >= MIN_WARMUP_RUNS && run.coldStarts === 0) || warmupRuns >= MAX_WARMUP_RUNS) measured.push(run);
         else warmupRuns += 1;
       }
@@ -126,8 +93,7 @@ async function main() {
       console.error(`${method.padEnd(14)} N=${String(n).padEnd(4)} distinct ${steady.distinct} (first round ${first.distinct}), coverage ${steady.coverage.toFixed(2)}, hold ${steady.holdMsTotal} ms, needed ${steady.requiredHoldMs} ms (in env ${steady.requiredHoldInEnvMs} ms), spread ${steady.dispatchSpreadMs} ms, mean ping ${steady.meanPingMs} ms, series hold/needed ${series.holdToRequired} (per run ${JSON.stringify(series.perRunHoldToRequired)}), asked/needed ${series.askedToRequired}, runs with a top-up ${series.topUpRuns}`);
     }
   }
-  await pool('stop');
-  child.disconnect();
+  await local.stop();
 
   const table = SIZES.map((n) => {
     const row: Record<string, unknown> = { n };
@@ -155,50 +121,6 @@ async function main() {
   const json = JSON.stringify(out, null, 2).replace(/\[\s+([-\d.,\snul]+?)\s+\]/g, (_, items: string) => `[${items.split(/,\s+/).join(', ')}]`);
   fs.writeFileSync('bench/results/warmer.json', json + '\n');
   console.log(JSON.stringify(table, null, 2));
-}
-
-async function timed(run: () => Promise<unknown>) {
-  const started = Date.now();
-  await run();
-  return Date.now() - started;
-}
-
-/** A run's records by the warmer round their ping carried. */
-function byRound(records: InvocationRecord[]): InvocationRecord[][] {
-  const rounds = new Map<string | undefined, InvocationRecord[]>();
-  for (const record of records) {
-    if (!rounds.has(record.warmRound)) rounds.set(record.warmRound, []);
-    rounds.get(record.warmRound)!.push(record);
-  }
-  return [...rounds.values()].sort((x, y) => Math.min(...x.map((r) => r.arrivedMs)) - Math.min(...y.map((r) => r.arrivedMs)));
-}
-
-function measure(durationMs: number, records: InvocationRecord[], n: number, asked: number[], method: Method) {
-  const distinct = new Set(records.map((r) => r.environment)).size;
-  // Only ours runs rounds; the anchors' pings queue behind 50 sockets in waves that are one round.
-  const rounds = method === 'ours' ? byRound(records) : [records];
-  // What overlap needs: each ping waits for the last of its round to arrive. A run that took top-ups
-  // needed only one round to overlap: the cheapest round's need counts, the hold of all rounds is paid.
-  const need = (time: (r: InvocationRecord) => number) => Math.min(...rounds.map((round) => {
-    const last = Math.max(...round.map(time));
-    return round.reduce((sum, r) => sum + (last - time(r)), 0);
-  }));
-  const [first] = rounds;
-  return {
-    distinct,
-    coverage: +(Math.min(distinct, n) / n).toFixed(3),
-    invocations: records.length,
-    rounds: rounds.length,
-    coldStarts: records.filter((r) => r.cold).length,
-    holdMsTotal: Math.round(records.reduce((sum, r) => sum + r.durationMs, 0)),
-    askedHoldMsTotal: asked.length ? Math.round(asked.reduce((sum, ms) => sum + ms, 0)) : null,
-    requiredHoldMs: Math.round(need((r) => r.arrivedMs)),
-    requiredHoldInEnvMs: Math.round(need((r) => r.handlerStartedMs)),
-    dispatchSpreadMs: +(Math.max(...first.map((r) => r.arrivedMs)) - Math.min(...first.map((r) => r.arrivedMs))).toFixed(1),
-    meanPingMs: +(records.reduce((sum, r) => sum + r.durationMs, 0) / records.length).toFixed(1),
-    gbSeconds: +(records.reduce((sum, r) => sum + r.durationMs, 0) / 1000 * MEMORY_GB).toFixed(2),
-    durationMs,
-  };
 }
 
 main().catch((err) => {

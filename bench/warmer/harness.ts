@@ -1,0 +1,101 @@
+// What the warmer benchmarks share: the local Lambda endpoint in a process of its own (pool.ts), and how
+// a run is measured from the endpoint's records.
+import { fork } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { InvocationRecord, LocalFunction } from '../../lib/local/local-lambda';
+
+const MEMORY_GB = 1; // the targets' memory, for GB-seconds
+const python = fs.existsSync('.venv/bin/python') ? path.resolve('.venv/bin/python') : 'python3';
+
+/** A target of the benchmarks: the Python shim running one of anchor_targets.py's handlers. */
+export function pythonTarget(name: string, app: string): LocalFunction {
+  return {
+    name,
+    runtime: 'python',
+    python,
+    codeDir: __dirname,
+    environment: { WARM_WEB_APP: `anchor_targets.${app}`, WARM_WEB_APP_KIND: 'handler' },
+    timeoutMs: 120_000,
+  };
+}
+
+/**
+ * Starts the local Lambda endpoint in a child process (pool.ts), as Lambda's service is not on the
+ * warmer's CPU, and points this process's SDK clients at it.
+ */
+export async function startPool(functions: LocalFunction[]) {
+  const child = fork(path.join(__dirname, 'pool.ts'), [], { execArgv: ['-r', 'ts-node/register/transpile-only'] });
+  let calls = 0;
+  const call = <T>(op: string, fields: Record<string, unknown> = {}): Promise<T> => {
+    const id = ++calls;
+    return new Promise((resolve) => {
+      const onMessage = (reply: { id: number; result: T }) => {
+        if (reply.id !== id) return;
+        child.off('message', onMessage);
+        resolve(reply.result);
+      };
+      child.on('message', onMessage);
+      child.send({ id, op, ...fields });
+    });
+  };
+  const endpoint = await call<string>('start', { functions });
+  Object.assign(process.env, { AWS_ENDPOINT_URL_LAMBDA: endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
+  return {
+    takeInvocations: (name: string) => call<InvocationRecord[]>('take', { name }),
+    reclaim: (name: string) => call<void>('reclaim', { name }),
+    aliasArn: (name: string) => call<string>('arn', { name }),
+    stop: async () => {
+      await call('stop');
+      child.disconnect();
+    },
+  };
+}
+
+export async function timed(run: () => Promise<unknown>) {
+  const started = Date.now();
+  await run();
+  return Date.now() - started;
+}
+
+/** A run's records by the warmer round their ping carried. */
+function byRound(records: InvocationRecord[]): InvocationRecord[][] {
+  const rounds = new Map<string | undefined, InvocationRecord[]>();
+  for (const record of records) {
+    if (!rounds.has(record.warmRound)) rounds.set(record.warmRound, []);
+    rounds.get(record.warmRound)!.push(record);
+  }
+  return [...rounds.values()].sort((x, y) => Math.min(...x.map((r) => r.arrivedMs)) - Math.min(...y.map((r) => r.arrivedMs)));
+}
+
+/**
+ * One run, from the endpoint's records. `asked` is the hold each of our pings asked for (empty for the
+ * anchors); only ours runs rounds, the anchors' pings queue behind 50 sockets in waves that are one round.
+ */
+export function measure(durationMs: number, records: InvocationRecord[], n: number, asked: number[], ours: boolean) {
+  const distinct = new Set(records.map((r) => r.environment)).size;
+  const rounds = ours ? byRound(records) : [records];
+  // What overlap needs: each ping waits for the last of its round to arrive. A run that took top-ups
+  // needed only one round to overlap: the cheapest round's need counts, the hold of all rounds is paid.
+  const need = (time: (r: InvocationRecord) => number) => Math.min(...rounds.map((round) => {
+    const last = Math.max(...round.map(time));
+    return round.reduce((sum, r) => sum + (last - time(r)), 0);
+  }));
+  const [first] = rounds;
+  const heldMs = records.reduce((sum, r) => sum + r.durationMs, 0);
+  return {
+    distinct,
+    coverage: +(Math.min(distinct, n) / n).toFixed(3),
+    invocations: records.length,
+    rounds: rounds.length,
+    coldStarts: records.filter((r) => r.cold).length,
+    holdMsTotal: Math.round(heldMs),
+    askedHoldMsTotal: asked.length ? Math.round(asked.reduce((sum, ms) => sum + ms, 0)) : null,
+    requiredHoldMs: Math.round(need((r) => r.arrivedMs)),
+    requiredHoldInEnvMs: Math.round(need((r) => r.handlerStartedMs)),
+    dispatchSpreadMs: +(Math.max(...first.map((r) => r.arrivedMs)) - Math.min(...first.map((r) => r.arrivedMs))).toFixed(1),
+    meanPingMs: +(heldMs / records.length).toFixed(1),
+    gbSeconds: +(heldMs / 1000 * MEMORY_GB).toFixed(2),
+    durationMs,
+  };
+}

@@ -139,5 +139,9 @@ project.addTask('bench:warmer', {
   description: 'Benchmark the warmer against lambda-warmer and serverless-plugin-warmup on the local Lambda endpoint',
   exec: 'ts-node --transpile-only bench/warmer/run.ts',
 });
+project.addTask('bench:warmer-cpu', {
+  description: 'Benchmark what the warmer function\'s memory (its CPU share) does to the ping cost (needs root for a cgroup CPU quota)',
+  exec: 'ts-node --transpile-only bench/warmer/cpu-share.ts',
+});
 
 project.synth();

@@ -57,7 +57,7 @@ export function monthlyCost(input: StrategyCostInput): StrategyCost {
   const arch = input.arm64 ? 'arm64' : 'x86_64';
   const gb = input.memoryMb / 1024;
   const pings = input.environments * WARM_RUNS_PER_MONTH;
-  const warmerFunction = WARM_RUNS_PER_MONTH * 0.25 * 1 * PRICES.durationPerGbSecond.arm64; // 256 MB, ~1 s
+  const warmerFunction = WARM_RUNS_PER_MONTH * (1769 / 1024) * 1 * PRICES.durationPerGbSecond.arm64; // 1,769 MB, ~1 s
   const warmer = WARM_RUNS_PER_MONTH * PRICES.schedulerPerMillion / 1e6
     + pings * (PRICES.requestPerMillion / 1e6 + input.holdSeconds * gb * PRICES.durationPerGbSecond[arch])
     + warmerFunction;

@@ -128,7 +128,9 @@ export class Warmer extends Construct {
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
       code: lambda.Code.fromAsset(path.join(__dirname, '..', 'assets', 'warmer')),
-      memorySize: 256,
+      // One vCPU (Lambda's CPU share grows with memory up to 1,769 MB): the warmer's CPU sets how fast its
+      // N pings go out, and every ping holds until the last one arrives (npm run bench:warmer-cpu).
+      memorySize: 1769,
       // Three rounds, each up to a 10 s hold plus a cold target's INIT.
       timeout: Duration.minutes(2),
       role,

@@ -48,6 +48,8 @@ describe('Warmer', () => {
       Runtime: 'nodejs24.x',
       Handler: 'index.handler',
       Timeout: 120,
+      // One vCPU: a slower warmer spreads its pings out, and every ping holds until the last arrives.
+      MemorySize: 1769,
     });
   });
 

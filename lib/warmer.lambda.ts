@@ -49,15 +49,22 @@ const WIDEN = 1.5;
 const MAX_SOCKETS = 1000;
 
 const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
+const agents = [new http.Agent(agentOptions), new https.Agent(agentOptions)];
 export const lambda = new LambdaClient({
   // A retried ping arrives after the barrier and proves nothing; report the failure instead.
   maxAttempts: 1,
-  requestHandler: new NodeHttpHandler({
-    httpAgent: new http.Agent(agentOptions),
-    httpsAgent: new https.Agent(agentOptions),
-    requestTimeout: MAX_HOLD_MS + 30_000,
-  }),
+  requestHandler: new NodeHttpHandler({ httpAgent: agents[0], httpsAgent: agents[1], requestTimeout: MAX_HOLD_MS + 30_000 }),
 });
+
+/**
+ * Closes the connections an earlier run left open (a run's top-ups reuse its own). Lambda freezes this
+ * environment between runs and the service may close idle connections meanwhile; a ping written to one
+ * would fail, unretried. Waits for each to close: until then the agent could still hand it out.
+ */
+async function closeConnections() {
+  const sockets = agents.flatMap((agent) => [...Object.values(agent.freeSockets), ...Object.values(agent.sockets)].flat());
+  await Promise.all(sockets.map((socket) => socket!.closed || new Promise((closed) => socket!.once('close', closed).destroy())));
+}
 
 interface PingAnswer {
   readonly environmentId?: string;
@@ -285,6 +292,7 @@ function emitMetrics(report: TargetReport) {
 
 /** Warms every target at once; one target's failures never stop another's rounds. */
 export async function warmAll(targets: WarmTarget[]): Promise<TargetReport[]> {
+  await closeConnections();
   return Promise.all(targets.map((t) => warmTarget(t)));
 }
 

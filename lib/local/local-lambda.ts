@@ -312,6 +312,11 @@ export class LocalLambda {
     this.pool(name).stop();
   }
 
+  /** Closes the connections idle between requests, as Lambda's service does with those idle too long. */
+  public closeIdleConnections(): void {
+    this.server?.closeIdleConnections();
+  }
+
   public stats(name: string): LocalFunctionStats {
     const pool = this.pool(name);
     return { ...pool.stats, environmentsAlive: pool.alive };

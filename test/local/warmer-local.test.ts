@@ -82,6 +82,26 @@ test('later runs hold each ping only for the arrivals still to come after it, an
   }
 });
 
+test('a run after the service closed idle connections loses no ping, where a kept-alive client fails', async () => {
+  const target = { functionArn: local.aliasArn('web'), concurrency: 5, holdMs: 250 };
+  const keptAlive = new LambdaClient({ maxAttempts: 1 });
+  const invoke = () => keptAlive.send(new InvokeCommand({
+    FunctionName: target.functionArn,
+    Payload: Buffer.from(JSON.stringify({ warmWeb: { v: 1, round: 'kept-alive', expected: 1, holdUntilMs: 0 } })),
+  }));
+  await invoke();
+  // As when Lambda froze the caller between two calls and the service closed the idle connections
+  // meanwhile: the next call starts before this process has read the closes.
+  local.closeIdleConnections();
+  await expect(invoke()).rejects.toThrow(/socket hang up/);
+
+  await warmer.warmAll([target]);
+  local.closeIdleConnections();
+  const [report] = await warmer.warmAll([target]);
+  expect(report.errors).toEqual({});
+  expect(report.distinct).toBe(5);
+});
+
 test('the app never saw a ping', () => {
   expect(fs.readFileSync(requestLog, 'utf-8')).toBe('');
 });

@@ -71,7 +71,7 @@ async function main() {
         while (measured.length < MEASURED_RUNS) {
           await new Promise((r) => setTimeout(r, 300));
           await local.takeInvocations(name);
-          const durationMs = await timed(() => warmer.warmTarget({ functionArn: arn, concurrency: n, holdMs: HOLD_MS }));
+          const durationMs = await timed(() => warmer.warmAll([{ functionArn: arn, concurrency: n, holdMs: HOLD_MS }]));
           const run = measure(durationMs, await local.takeInvocations(name), n, [], true);
           if (measured.length > 0 || (warmupRuns >= MIN_WARMUP_RUNS && run.coldStarts === 0) || warmupRuns >= MAX_WARMUP_RUNS) measured.push(run);
           else warmupRuns += 1;

@@ -45,10 +45,13 @@ const HISTORY = 15;
 const SCALES = Array.from({ length: 41 }, (_, i) => (10 + i) / 20);
 /** A short round's top-up holds this much longer than the round before it. */
 const WIDEN = 1.5;
-/** Sockets per host: one per concurrent ping, or pings queue and stop overlapping (SDK default is 50). */
+/**
+ * Sockets per host: one per concurrent ping, or pings queue and stop overlapping (SDK default is 50); all
+ * kept open from the DryRun invokes to the pings (Node keeps 256 idle ones by default).
+ */
 const MAX_SOCKETS = 1000;
 
-const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
+const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: MAX_SOCKETS };
 const agents = [new http.Agent(agentOptions), new https.Agent(agentOptions)];
 export const lambda = new LambdaClient({
   // A retried ping arrives after the barrier and proves nothing; report the failure instead.
@@ -64,6 +67,19 @@ export const lambda = new LambdaClient({
 async function closeConnections() {
   const sockets = agents.flatMap((agent) => [...Object.values(agent.freeSockets), ...Object.values(agent.sockets)].flat());
   await Promise.all(sockets.map((socket) => socket!.closed || new Promise((closed) => socket!.once('close', closed).destroy())));
+}
+
+/**
+ * Opens a connection per ping before a run's first round, with DryRun invokes (checked, not run: no
+ * environment is held), so that the pings go out on open connections. A new connection costs the warmer a
+ * TLS handshake on its one vCPU (1.7 ms of CPU each at N = 500 on the bench machine: npm run
+ * bench:warmer-tls); inside a round every ping would hold while the handshakes after it are made.
+ */
+async function connect(target: WarmTarget): Promise<void> {
+  await Promise.all(Array.from({ length: target.concurrency }, () => lambda.send(new InvokeCommand({
+    FunctionName: target.functionArn,
+    InvocationType: 'DryRun',
+  })).catch(() => undefined)));
 }
 
 interface PingAnswer {
@@ -196,6 +212,8 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
   // it, and the same holds would fall short again.
   let widening = 1;
   const errors: Record<string, number> = {};
+  // A failed DryRun (throttled, denied) shows again in the pings, which report it.
+  await connect(target);
 
   while (rounds < MAX_ROUNDS) {
     rounds += 1;

@@ -1,6 +1,6 @@
 import * as http from 'http';
 import { AddressInfo } from 'net';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand, InvokeCommandInput, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { choosePlan, handler, holdFor, parseTargets, pastRound, TargetReport, warmTarget } from '../lib/warmer.lambda';
 
@@ -19,6 +19,17 @@ function answer(environmentId: string, coldStart: boolean, heldMs: number, recei
   return { StatusCode: 200, Payload: Buffer.from(JSON.stringify({ warmWeb })) as never };
 }
 
+/** Answers the pings with `fake`; the DryRun invokes that open a connection per ping answer 204, as Lambda's do. */
+function onPing(fake: () => Promise<unknown>, functionName?: string) {
+  lambdaMock.on(InvokeCommand, functionName ? { FunctionName: functionName } : undefined)
+    .callsFake(async (input: InvokeCommandInput) => (input.InvocationType === 'DryRun' ? { StatusCode: 204 } : fake()));
+}
+
+/** The pings sent, without the DryRun invokes. */
+function pingCalls() {
+  return lambdaMock.commandCalls(InvokeCommand).filter((c) => c.args[0].input.InvocationType !== 'DryRun');
+}
+
 let stdout: jest.SpyInstance;
 beforeEach(() => {
   lambdaMock.reset();
@@ -32,11 +43,11 @@ function metricLines(): Array<Record<string, unknown>> {
 
 test('sends N concurrent RequestResponse pings to the alias with one round id and a future deadline', async () => {
   let n = 0;
-  lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${n++}`, true, 100));
+  onPing(async () => answer(`env-${n++}`, true, 100));
   const before = Date.now();
   const report = await warmTarget({ functionArn: ARN, concurrency: 10, holdMs: 250 });
 
-  const calls = lambdaMock.commandCalls(InvokeCommand);
+  const calls = pingCalls();
   expect(calls).toHaveLength(10);
   const pings = calls.map((c) => pingOf(c.args[0].input));
   expect(new Set(pings.map((p) => p.warmWeb.round)).size).toBe(1);
@@ -54,21 +65,30 @@ test('sends N concurrent RequestResponse pings to the alias with one round id an
 test('counts distinct environments and tops up, each round holding half as long again', async () => {
   // Every ping lands on the same two environments, warm and late: the barrier never held.
   let n = 0;
-  lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${n++ % 2}`, false, 0));
+  onPing(async () => answer(`env-${n++ % 2}`, false, 0));
   const report = await warmTarget({ functionArn: 'arn:aws:lambda:us-east-1:1:function:late:live', concurrency: 5, holdMs: 100 });
 
   expect(report.distinct).toBe(2);
   expect(report.coverage).toBeCloseTo(0.4);
   expect(report.rounds).toBe(3);
   expect(report.holdMs).toBe(225);
-  const rounds = new Set(lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb.round));
+  const rounds = new Set(pingCalls().map((c) => pingOf(c.args[0].input).warmWeb.round));
   expect(rounds.size).toBe(3);
-  expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(15);
+  expect(pingCalls()).toHaveLength(15);
+});
+
+test('opens a connection per ping with DryRun invokes before a run, not before its top-ups', async () => {
+  let n = 0;
+  onPing(async () => answer(`env-${n++ % 2}`, false, 0));
+  await warmTarget({ functionArn: 'arn:aws:lambda:us-east-1:1:function:connect:live', concurrency: 5, holdMs: 100 });
+  const calls = lambdaMock.commandCalls(InvokeCommand).map((c) => c.args[0].input);
+  expect(calls.map((input) => input.InvocationType)).toEqual([...Array(5).fill('DryRun'), ...Array(15).fill('RequestResponse')]);
+  expect(calls[0]).toEqual({ FunctionName: 'arn:aws:lambda:us-east-1:1:function:connect:live', InvocationType: 'DryRun' });
 });
 
 test('stops topping up as soon as N distinct environments have answered', async () => {
   let n = 0;
-  lambdaMock.on(InvokeCommand).callsFake(async () => {
+  onPing(async () => {
     n += 1;
     // First round: 3 of 4 distinct (one warm env answered twice, late). Second round: all 4.
     return n <= 4 ? answer(`env-${Math.min(n, 3)}`, n < 4, n < 4 ? 50 : 0) : answer(`env-${n - 4}`, false, 50);
@@ -80,13 +100,13 @@ test('stops topping up as soon as N distinct environments have answered', async 
 });
 
 test('reports errors per cause and keeps warming the other targets', async () => {
-  lambdaMock.on(InvokeCommand, { FunctionName: OTHER }).callsFake(async () => {
+  onPing(async () => {
     const err = new Error('Rate exceeded');
     err.name = 'TooManyRequestsException';
     throw err;
-  });
+  }, OTHER);
   let n = 0;
-  lambdaMock.on(InvokeCommand, { FunctionName: ARN }).callsFake(async () => answer(`env-${n++}`, false, 30));
+  onPing(async () => answer(`env-${n++}`, false, 30), ARN);
   const targets = [{ functionArn: ARN, concurrency: 3, holdMs: 50 }, { functionArn: OTHER, concurrency: 2, holdMs: 50 }];
   const reports = await handler({ targets }) as TargetReport[];
 
@@ -97,7 +117,7 @@ test('reports errors per cause and keeps warming the other targets', async () =>
 
 test('function errors and answers from something that is not the shim are errors, not environments', async () => {
   let n = 0;
-  lambdaMock.on(InvokeCommand).callsFake(async () => {
+  onPing(async () => {
     n += 1;
     if (n === 1) return { StatusCode: 200, FunctionError: 'Unhandled', Payload: Buffer.from('{}') as never };
     if (n === 2) return { StatusCode: 200, Payload: Buffer.from('{"statusCode":200}') as never };
@@ -109,7 +129,7 @@ test('function errors and answers from something that is not the shim are errors
 
 test('emits one EMF line per target with coverage, distinct, cold starts and round duration', async () => {
   let n = 0;
-  lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${n++}`, n === 1, 20));
+  onPing(async () => answer(`env-${n++}`, n === 1, 20));
   await warmTarget({ functionArn: ARN, concurrency: 2, holdMs: 50 });
   const lines = metricLines();
   expect(lines).toHaveLength(1);
@@ -134,13 +154,13 @@ function arrivingEvery(msPerPing: number, envPrefix: string, start = () => Date.
 
 test('learns how pings arrive: the next run gives each ping the hold still ahead of it', async () => {
   const arn = 'arn:aws:lambda:us-east-1:1:function:learn:live';
-  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(2, 'env'));
+  onPing(arrivingEvery(2, 'env'));
   await warmTarget({ functionArn: arn, concurrency: 10, holdMs: 1000 });
   lambdaMock.reset();
-  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(2, 'env'));
+  onPing(arrivingEvery(2, 'env'));
   const before = Date.now();
   await warmTarget({ functionArn: arn, concurrency: 10, holdMs: 1000 });
-  const second = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
+  const second = pingCalls().map((c) => pingOf(c.args[0].input).warmWeb);
   // One round seen, 2 ms per ping in order: ping k waits for the 9 - k still to come, and no more.
   expect(second.map((p) => p.holdForMs)).toEqual([18, 16, 14, 12, 10, 8, 6, 4, 2, 0]);
   // holdUntilMs is only a backstop, far below the 1000 ms it was given.
@@ -165,14 +185,14 @@ function shortThenDistinct(msPerPing: number, n: number) {
 
 test('a short round teaches too, and its top-up holds half as long again', async () => {
   const arn = 'arn:aws:lambda:us-east-1:1:function:short:live';
-  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(1, 'env'));
+  onPing(arrivingEvery(1, 'env'));
   await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
   lambdaMock.reset();
   // Now the pings arrive 3 ms apart: the holds learned at 1 ms fall short.
-  lambdaMock.on(InvokeCommand).callsFake(shortThenDistinct(3, 4));
+  onPing(shortThenDistinct(3, 4));
   const report = await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
   expect(report).toMatchObject({ rounds: 2, distinct: 4, coverage: 1 });
-  const holds = () => lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb.holdForMs!);
+  const holds = () => pingCalls().map((c) => pingOf(c.args[0].input).warmWeb.holdForMs!);
   const second = holds();
   expect(second.slice(0, 4)).toEqual([3, 2, 1, 0]);
   // Remembered at 1 ms (clean) and 3 ms per ping (short; the median rate: 3). Holding for 1.5 ms per ping
@@ -181,7 +201,7 @@ test('a short round teaches too, and its top-up holds half as long again', async
   expect(second.slice(4)).toEqual([6.8, 4.5, 2.3, 0]);
   expect(report.holdMs).toBe(6.8);
   lambdaMock.reset();
-  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(3, 'env-a'));
+  onPing(arrivingEvery(3, 'env-a'));
   await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
   // The top-up arrived 3 ms apart and was not short: two clean rounds of three must be covered.
   expect(holds()).toEqual([9, 6, 3, 0]);
@@ -192,33 +212,33 @@ test('the environments reached in any round of the run count', async () => {
   let call = 0;
   // Round one reaches a, b and c (c twice); round two a, b and d (d twice): four of four.
   const envs = ['a', 'b', 'c', 'c', 'a', 'b', 'd', 'd'];
-  lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${envs[call++]}`, false, 5));
+  onPing(async () => answer(`env-${envs[call++]}`, false, 5));
   const report = await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 100 });
   expect(report).toMatchObject({ rounds: 2, distinct: 4, coverage: 1 });
-  expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(8);
+  expect(pingCalls()).toHaveLength(8);
 });
 
 test('plans are kept per concurrency: what was learned at N = 1 is not used at N = 5', async () => {
   const arn = 'arn:aws:lambda:us-east-1:1:function:grow:live';
-  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(0, 'one'));
+  onPing(arrivingEvery(0, 'one'));
   await warmTarget({ functionArn: arn, concurrency: 1, holdMs: 250 });
   await warmTarget({ functionArn: arn, concurrency: 1, holdMs: 250 });
   // A single ping has nothing to wait for.
-  expect(pingOf(lambdaMock.commandCalls(InvokeCommand)[1].args[0].input).warmWeb.holdForMs).toBe(0);
+  expect(pingOf(pingCalls()[1].args[0].input).warmWeb.holdForMs).toBe(0);
   lambdaMock.reset();
-  lambdaMock.on(InvokeCommand).callsFake(arrivingEvery(3, 'five'));
+  onPing(arrivingEvery(3, 'five'));
   await warmTarget({ functionArn: arn, concurrency: 5, holdMs: 250 });
-  const pings = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
+  const pings = pingCalls().map((c) => pingOf(c.args[0].input).warmWeb);
   expect(pings.map((p) => p.holdForMs)).toEqual([undefined, undefined, undefined, undefined, undefined]);
 });
 
 test('cold answers teach nothing: their arrival is the end of INIT, not of the dispatch', async () => {
   const arn = 'arn:aws:lambda:us-east-1:1:function:cold:live';
   let n = 0;
-  lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${n++}`, true, 10, Date.now() + 800 * n));
+  onPing(async () => answer(`env-${n++}`, true, 10, Date.now() + 800 * n));
   await warmTarget({ functionArn: arn, concurrency: 3, holdMs: 250 });
   await warmTarget({ functionArn: arn, concurrency: 3, holdMs: 250 });
-  const pings = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
+  const pings = pingCalls().map((c) => pingOf(c.args[0].input).warmWeb);
   expect(pings.every((p) => p.holdForMs === undefined)).toBe(true);
 });
 
@@ -226,10 +246,10 @@ test('a round that started an environment teaches nothing, not even from its war
   const arn = 'arn:aws:lambda:us-east-1:1:function:mixed:live';
   const warm = arrivingEvery(2, 'env');
   let n = 0;
-  lambdaMock.on(InvokeCommand).callsFake(async () => (++n === 3 ? answer('env-new', true, 10, Date.now()) : warm()));
+  onPing(async () => (++n === 3 ? answer('env-new', true, 10, Date.now()) : warm()));
   await warmTarget({ functionArn: arn, concurrency: 3, holdMs: 250 });
   await warmTarget({ functionArn: arn, concurrency: 3, holdMs: 250 });
-  const pings = lambdaMock.commandCalls(InvokeCommand).map((c) => pingOf(c.args[0].input).warmWeb);
+  const pings = pingCalls().map((c) => pingOf(c.args[0].input).warmWeb);
   expect(pings.map((p) => p.holdForMs)).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
 });
 
@@ -321,16 +341,16 @@ describe('pre-warm custom resource', () => {
 
   test('Create warms the new version and answers SUCCESS with the coverage', async () => {
     let n = 0;
-    lambdaMock.on(InvokeCommand).callsFake(async () => answer(`env-${n++}`, true, 10));
+    onPing(async () => answer(`env-${n++}`, true, 10));
     await handler(event('Create', [{ functionArn: ARN, concurrency: '2', holdMs: '20' }]));
-    expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(2);
+    expect(pingCalls()).toHaveLength(2);
     expect(responses).toHaveLength(1);
     expect(responses[0]).toMatchObject({ method: 'PUT', Status: 'SUCCESS', RequestId: 'req', LogicalResourceId: 'Prewarm', Data: { Summary: 'web: 2/2' } });
   });
 
   test('Delete answers SUCCESS without pinging', async () => {
     await handler(event('Delete', [{ functionArn: ARN, concurrency: '2', holdMs: '20' }]));
-    expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(0);
+    expect(pingCalls()).toHaveLength(0);
     expect(responses[0]).toMatchObject({ Status: 'SUCCESS' });
   });
 

@@ -283,6 +283,7 @@ export class LocalLambda {
   private readonly pools = new Map<string, FunctionPool>();
   private server?: http.Server;
   private requestCounter = 0;
+  private connections = 0;
   /** Lines the environments wrote to stdout and stderr (EMF metrics, app logs). */
   public readonly logs: string[] = [];
 
@@ -312,6 +313,11 @@ export class LocalLambda {
     this.pool(name).stop();
   }
 
+  /** Connections clients have opened to the endpoint since it started. */
+  public get connectionsAccepted(): number {
+    return this.connections;
+  }
+
   /** Closes the connections idle between requests, as Lambda's service does with those idle too long. */
   public closeIdleConnections(): void {
     this.server?.closeIdleConnections();
@@ -324,6 +330,7 @@ export class LocalLambda {
 
   public async start(port = 0): Promise<void> {
     this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server.on('connection', () => { this.connections += 1; });
     this.server.keepAliveTimeout = 60_000;
     await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
   }
@@ -363,6 +370,8 @@ export class LocalLambda {
     }
     const requestId = `local-${++this.requestCounter}`;
     const invocationType = req.headers['x-amz-invocation-type'] ?? 'RequestResponse';
+    // Checked, not run.
+    if (invocationType === 'DryRun') return void res.writeHead(204, { 'x-amzn-requestid': requestId }).end();
     const run = pool.invoke(event, this.aliasArn(name), requestId);
     if (invocationType === 'Event') {
       run.catch(() => undefined);

@@ -132,6 +132,14 @@ test('Node environments run the bundled Node shim', async () => {
   expect(body.body).toMatch(/^pid \d+$/);
 });
 
+test('a DryRun invoke is checked, not run: 204, no invocation, no environment started', async () => {
+  const before = local.stats('web');
+  const out = await client.send(new InvokeCommand({ FunctionName: local.aliasArn('web'), InvocationType: 'DryRun' }));
+  expect(out.StatusCode).toBe(204);
+  expect(local.stats('web')).toEqual(before);
+  await expect(client.send(new InvokeCommand({ FunctionName: 'nope', InvocationType: 'DryRun' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+});
+
 test('unknown functions and malformed payloads get Lambda\'s errors', async () => {
   await expect(invoke('nope', {})).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
   const raw = await fetch(`${local.endpoint}/2015-03-31/functions/web/invocations`, { method: 'POST', body: '{not json' });

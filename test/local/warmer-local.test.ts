@@ -102,6 +102,15 @@ test('a run after the service closed idle connections loses no ping, where a kep
   expect(report.distinct).toBe(5);
 });
 
+test('a run opens N connections, no more: its pings reuse those its DryRun invokes opened, above Node\'s 256 idle ones too', async () => {
+  const target = { functionArn: local.aliasArn('web'), concurrency: 300, holdMs: 250 };
+  await warmer.warmAll([target]);
+  const before = local.connectionsAccepted;
+  const [report] = await warmer.warmAll([target]);
+  expect(report).toMatchObject({ distinct: 300, errors: {} });
+  expect(local.connectionsAccepted - before).toBe(300);
+});
+
 test('the app never saw a ping', () => {
   expect(fs.readFileSync(requestLog, 'utf-8')).toBe('');
 });

@@ -143,5 +143,9 @@ project.addTask('bench:warmer-cpu', {
   description: 'Benchmark what the warmer function\'s memory (its CPU share) does to the ping cost (needs root for a cgroup CPU quota)',
   exec: 'ts-node --transpile-only bench/warmer/cpu-share.ts',
 });
+project.addTask('bench:warmer-tls', {
+  description: 'Benchmark what opening TLS connections inside a round costs the warmer, against connections opened before it',
+  exec: 'ts-node --transpile-only bench/warmer/tls-connect.ts',
+});
 
 project.synth();

@@ -5,9 +5,8 @@
 // share of one core by a CFS quota (needs root and a cgroup cpu controller). The pool is not confined.
 // Writes bench/results/warmer-cpu.json.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { measure, pythonTarget, startPool, timed } from './harness';
+import { measure, MIN_WARMUP_RUNS, pythonTarget, startPool, steadyRuns, timed, writeResults } from './harness';
 
 const SIZES = (process.env.BENCH_SIZES ?? '50,200,500').split(',').map(Number);
 const MEMORY_MB = [1769, 256, 128];
@@ -15,8 +14,6 @@ const ONE_VCPU_MB = 1769;
 // Lambda does not publish its quota period; 100 ms is the kernel's default.
 const PERIOD_US = Number(process.env.BENCH_CFS_PERIOD_MS ?? 100) * 1000;
 const HOLD_MS = 250;
-const MIN_WARMUP_RUNS = 3;
-const MAX_WARMUP_RUNS = 12;
 const MEASURED_RUNS = 10;
 
 /** A cgroup for this process whose CPU quota can be set to a share of one core (cgroup v2, else v1). */
@@ -66,16 +63,12 @@ async function main() {
         const name = `ours-${memoryMb}-${n}`;
         const arn = await local.aliasArn(name);
         process.stdout.write = (() => true) as typeof process.stdout.write; // the warmer's EMF lines
-        const measured: Array<ReturnType<typeof measure>> = [];
-        let warmupRuns = 0;
-        while (measured.length < MEASURED_RUNS) {
+        const { measured, warmupRuns } = await steadyRuns(MEASURED_RUNS, async () => {
           await new Promise((r) => setTimeout(r, 300));
           await local.takeInvocations(name);
           const durationMs = await timed(() => warmer.warmAll([{ functionArn: arn, concurrency: n, holdMs: HOLD_MS }]));
-          const run = measure(durationMs, await local.takeInvocations(name), n, [], true);
-          if (measured.length > 0 || (warmupRuns >= MIN_WARMUP_RUNS && run.coldStarts === 0) || warmupRuns >= MAX_WARMUP_RUNS) measured.push(run);
-          else warmupRuns += 1;
-        }
+          return measure(durationMs, await local.takeInvocations(name), n, [], true);
+        });
         process.stdout.write = quiet;
         await local.reclaim(name);
         const sum = (values: number[]) => values.reduce((total, v) => total + v, 0);
@@ -119,18 +112,12 @@ async function main() {
       }])),
     };
   });
-  const out = {
-    command: 'npm run bench:warmer-cpu',
-    date: new Date().toISOString(),
-    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+  writeResults('warmer-cpu', 'npm run bench:warmer-cpu', {
     cfsPeriodMs: PERIOD_US / 1000,
     note: `Our warmer, its process held to memoryMb / ${ONE_VCPU_MB} of one core (Lambda's CPU share) by a CFS quota per ${PERIOD_US / 1000} ms; the pool and its environments unconfined. After warm-up runs (at least ${MIN_WARMUP_RUNS}, until a run starts no environment), ${MEASURED_RUNS} measured runs per row. holdMsPerRun = summed handler durations in the environments (what Lambda bills the 1 GB targets), mean per run, top-up rounds included; requiredHoldMsPerRun = summed wait each ping needed for all of its round to overlap (last arrival minus own), mean per run; warmerGbSeconds = the warmer's own run time at its memory; runsInOrder = [distinct, rounds, holdMsTotal, requiredHoldMs]. Table: toFullVcpu = holdMsPerRun over the 1,769 MB warmer's; toFullVcpuNeed = over what the 1,769 MB warmer's spread needed.`,
     results,
     table,
-  };
-  fs.mkdirSync('bench/results', { recursive: true });
-  const json = JSON.stringify(out, null, 2).replace(/\[\s+([-\d.,\snul]+?)\s+\]/g, (_, items: string) => `[${items.split(/,\s+/).join(', ')}]`);
-  fs.writeFileSync('bench/results/warmer-cpu.json', json + '\n');
+  });
   console.log(JSON.stringify(table, null, 2));
 }
 

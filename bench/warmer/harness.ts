@@ -2,10 +2,14 @@
 // a run is measured from the endpoint's records.
 import { fork } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { InvocationRecord, LocalFunction } from '../../lib/local/local-lambda';
 
 const MEMORY_GB = 1; // the targets' memory, for GB-seconds
+/** Warm-up runs end once a run starts no environment (at 500, booting them all takes several runs). */
+export const MIN_WARMUP_RUNS = 3;
+const MAX_WARMUP_RUNS = 12;
 const python = fs.existsSync('.venv/bin/python') ? path.resolve('.venv/bin/python') : 'python3';
 
 /** A target of the benchmarks: the Python shim running one of anchor_targets.py's handlers. */
@@ -98,4 +102,34 @@ export function measure(durationMs: number, records: InvocationRecord[], n: numb
     gbSeconds: +(heldMs / 1000 * MEMORY_GB).toFixed(2),
     durationMs,
   };
+}
+
+export type Run = ReturnType<typeof measure>;
+
+/**
+ * Runs as the schedule makes them, against the environments the runs before left: warm-up runs until one
+ * starts no environment (at least MIN_WARMUP_RUNS, at most 12), then `count` measured ones, in order.
+ */
+export async function steadyRuns(count: number, runOnce: () => Promise<Run>): Promise<{ measured: Run[]; warmupRuns: number }> {
+  const measured: Run[] = [];
+  let warmupRuns = 0;
+  while (measured.length < count) {
+    const run = await runOnce();
+    if (measured.length > 0 || (warmupRuns >= MIN_WARMUP_RUNS && run.coldStarts === 0) || warmupRuns >= MAX_WARMUP_RUNS) measured.push(run);
+    else warmupRuns += 1;
+  }
+  return { measured, warmupRuns };
+}
+
+/** Writes bench/results/<name>.json with the command, date and machine; arrays of numbers on one line each. */
+export function writeResults(name: string, command: string, fields: Record<string, unknown>) {
+  const out = {
+    command,
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    ...fields,
+  };
+  const json = JSON.stringify(out, null, 2).replace(/\[\s+([-\d.,\snul]+?)\s+\]/g, (_, items: string) => `[${items.split(/,\s+/).join(', ')}]`);
+  fs.mkdirSync('bench/results', { recursive: true });
+  fs.writeFileSync(`bench/results/${name}.json`, json + '\n');
 }

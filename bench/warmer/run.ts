@@ -1,19 +1,13 @@
 // npm run bench:warmer — our warmer against the two anchor methods, on the local Lambda endpoint
 // (real environment processes, real shim), for N = 10, 50, 200, 500. Writes bench/results/warmer.json.
-import * as fs from 'fs';
-import * as os from 'os';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { measure, pythonTarget, startPool, timed } from './harness';
+import { measure, MIN_WARMUP_RUNS, pythonTarget, startPool, steadyRuns, timed, writeResults } from './harness';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,50,200,500').split(',').map(Number);
 const ALL_METHODS = ['ours', 'lambda-warmer', 'plugin-warmup'] as const;
 type Method = typeof ALL_METHODS[number];
 const METHODS = (process.env.BENCH_METHODS?.split(',') ?? ALL_METHODS) as Method[];
 const HOLD_MS = 250;
-// Warm-up runs end once a run starts no environment (at 500, booting them all takes this machine ~10 s
-// and several runs); then the measured runs.
-const MIN_WARMUP_RUNS = 3;
-const MAX_WARMUP_RUNS = 12;
 // Run-to-run spread is wide on this machine (hundreds of processes on 2 cores): enough runs for a median.
 const MEASURED_RUNS = 15;
 
@@ -58,20 +52,15 @@ async function main() {
       const arn = await local.aliasArn(name);
       process.stdout.write = (() => true) as typeof process.stdout.write; // the warmer's EMF lines
       const first = measure(await timed(() => runs[method](arn, n)), await local.takeInvocations(name), n, askedMs.splice(0), method === 'ours');
-      // Runs as the schedule makes them, against the environments the first one left (ours learns the
-      // dispatch spread from each). Warm-up runs, then measured ones; the median by ping cost is reported.
+      // Ours learns the dispatch spread from each run; the median measured run by ping cost is reported.
       // Lambda-warmer's async (Event) invokes may still be running after a run: let them finish.
-      const measured: Array<ReturnType<typeof measure>> = [];
-      let warmupRuns = 0;
-      while (measured.length < MEASURED_RUNS) {
+      const { measured, warmupRuns } = await steadyRuns(MEASURED_RUNS, async () => {
         await new Promise((r) => setTimeout(r, 300));
         await local.takeInvocations(name);
         const durationMs = await timed(() => runs[method](arn, n));
         await new Promise((r) => setTimeout(r, method === 'lambda-warmer' ? 500 : 0));
-        const run = measure(durationMs, await local.takeInvocations(name), n, askedMs.splice(0), method === 'ours');
-        if (measured.length > 0 || (warmupRuns >= MIN_WARMUP_RUNS && run.coldStarts === 0) || warmupRuns >= MAX_WARMUP_RUNS) measured.push(run);
-        else warmupRuns += 1;
-      }
+        return measure(durationMs, await local.takeInvocations(name), n, askedMs.splice(0), method === 'ours');
+      });
       // Every measured run in order: distinct, rounds, hold billed, hold asked and need (ms).
       const runsInOrder = measured.map((m) => [m.distinct, m.rounds, m.holdMsTotal, m.askedHoldMsTotal, m.requiredHoldMs]);
       measured.sort((x, y) => x.holdMsTotal - y.holdMsTotal);
@@ -108,19 +97,13 @@ async function main() {
     }
     return row;
   });
-  const out = {
-    command: 'npm run bench:warmer',
-    date: new Date().toISOString(),
-    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+  // Arrays of numbers on one line each: 15 runs of 12 series stay readable.
+  writeResults('warmer', 'npm run bench:warmer', {
     holdMs: HOLD_MS,
     note: 'Steady state: after a cold first run and warm-up runs (at least ' + MIN_WARMUP_RUNS + ', until a run starts no environment), the median of ' + MEASURED_RUNS + ' measured runs by ping cost (minDistinct: the worst of them; series: summed hold over summed need across all of them, and the per-run ratios). distinct = environments that served a ping in the run (ground truth from the pool); holdMsTotal = summed handler durations measured inside the environments (what Lambda bills for the pings); askedHoldMsTotal (ours) = summed hold the pings asked for, from each ping and the receivedAtMs of its answer (billed minus the time each process waited for one of the 2 cores after its deadline); requiredHoldMs = summed wait each ping needed for all pings to overlap, from the pool dispatch times (last arrival minus own arrival; in a run with top-up rounds, the least of its rounds, while holdMsTotal pays them all); rounds = warmer rounds in the run; runsInOrder = [distinct, rounds, holdMsTotal, askedHoldMsTotal, requiredHoldMs] per measured run; requiredHoldInEnvMs = the same from the times the handlers started inside the environments (what a warmer can observe; on this 2-core machine hundreds of processes wake late).',
     results: Object.values(results),
     table,
-  };
-  fs.mkdirSync('bench/results', { recursive: true });
-  // Arrays of numbers on one line each: 15 runs of 12 series stay readable.
-  const json = JSON.stringify(out, null, 2).replace(/\[\s+([-\d.,\snul]+?)\s+\]/g, (_, items: string) => `[${items.split(/,\s+/).join(', ')}]`);
-  fs.writeFileSync('bench/results/warmer.json', json + '\n');
+  });
   console.log(JSON.stringify(table, null, 2));
 }
 

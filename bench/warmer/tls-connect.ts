@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
+import { writeResults } from './harness';
 
 const SIZES = (process.env.BENCH_SIZES ?? '50,200,500').split(',').map(Number);
 const REPEATS = 5;
@@ -83,14 +84,9 @@ async function main() {
     server.kill();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const out = {
-    command: 'npm run bench:warmer-tls',
-    date: new Date().toISOString(),
-    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+  writeResults('warmer-tls', 'npm run bench:warmer-tls', {
     note: `N concurrent POSTs to a loopback HTTPS server in its own process (ECDSA P-256 certificate), median of ${REPEATS} batches per cell. spreadMs = first to last request fully written (a ping of a round holds at least that long for the last one); cpuMs = this process's CPU over the batch, handshakes and responses included. spreadToOpened = spread over that of connections opened before.`,
     results,
-  };
-  fs.mkdirSync('bench/results', { recursive: true });
-  fs.writeFileSync('bench/results/warmer-tls.json', JSON.stringify(out, null, 2) + '\n');
+  });
   console.log(JSON.stringify(results, null, 2));
 }

@@ -22,8 +22,17 @@ async function main() {
   // What our warmer asked each environment to hold, from the ping and the answer's arrival time: the
   // billed hold adds the time a process waits for a core after its deadline (hundreds share 2 here).
   const askedMs: number[] = [];
+  // The DryRun invokes that open a run's connections carry no payload; each must succeed, or the pings
+  // would open their connections inside the round and this would measure a warmer that does not exist.
+  let connected = 0;
   warmer.lambda.middlewareStack.add((next) => async (args) => {
-    const ping = JSON.parse(Buffer.from((args.input as { Payload: Uint8Array }).Payload).toString('utf-8')).warmWeb;
+    const payload = (args.input as { Payload?: Uint8Array }).Payload;
+    if (!payload) {
+      const out = await next(args);
+      connected += 1;
+      return out;
+    }
+    const ping = JSON.parse(Buffer.from(payload).toString('utf-8')).warmWeb;
     const out = await next(args);
     const answer = JSON.parse(Buffer.from((out.output as { Payload?: Uint8Array }).Payload ?? []).toString('utf-8') || 'null')?.warmWeb;
     if (typeof answer?.receivedAtMs === 'number') {
@@ -34,7 +43,11 @@ async function main() {
 
   const runs: Record<Method, (arn: string, n: number) => Promise<unknown>> = {
     // As the handler runs it: each run on new connections.
-    'ours': (arn, n) => warmer.warmAll([{ functionArn: arn, concurrency: n, holdMs: HOLD_MS }]),
+    'ours': async (arn, n) => {
+      connected = 0;
+      await warmer.warmAll([{ functionArn: arn, concurrency: n, holdMs: HOLD_MS }]);
+      if (connected !== n) throw new Error(`bench: ${connected} of ${n} DryRun invokes succeeded before the round`);
+    },
     // serverless-plugin-warmup: N parallel RequestResponse invokes, SDK defaults (50 sockets).
     'plugin-warmup': (arn, n) => Promise.all(Array.from({ length: n }, () => sdkDefaults.send(new InvokeCommand({
       FunctionName: arn, InvocationType: 'RequestResponse', Payload: Buffer.from('{"source":"serverless-plugin-warmup"}'),

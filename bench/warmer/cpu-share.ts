@@ -6,7 +6,7 @@
 // Writes bench/results/warmer-cpu.json.
 import * as fs from 'fs';
 import * as path from 'path';
-import { measure, MIN_WARMUP_RUNS, pythonTarget, startPool, steadyRuns, timed, writeResults } from './harness';
+import { measure, median, MIN_WARMUP_RUNS, pythonTarget, startPool, steadyRuns, timed, writeResults } from './harness';
 
 const SIZES = (process.env.BENCH_SIZES ?? '50,200,500').split(',').map(Number);
 const MEMORY_MB = [1769, 256, 128];
@@ -45,8 +45,6 @@ function cpuQuotaGroup() {
     },
   };
 }
-
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
 
 async function main() {
   const local = await startPool(SIZES.flatMap((n) => MEMORY_MB.map((mb) => pythonTarget(`ours-${mb}-${n}`, 'plugin_warmup'))));

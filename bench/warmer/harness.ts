@@ -56,6 +56,8 @@ export async function startPool(functions: LocalFunction[]) {
   };
 }
 
+export const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
+
 export async function timed(run: () => Promise<unknown>) {
   const started = Date.now();
   await run();

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
-import { writeResults } from './harness';
+import { median, writeResults } from './harness';
 
 const SIZES = (process.env.BENCH_SIZES ?? '50,200,500').split(',').map(Number);
 const REPEATS = 5;
@@ -65,7 +65,6 @@ async function main() {
   const server = fork(__filename, ['server', dir], { execArgv: process.execArgv });
   const port = await new Promise<number>((resolve) => server.once('message', (p) => resolve(p as number)));
   const ways: Way[] = ['new connections', 'new connections, sessions resumed', 'connections opened before'];
-  const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
   const results = [];
   try {
     for (const n of SIZES) {

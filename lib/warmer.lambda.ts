@@ -122,6 +122,11 @@ export interface PastRound {
   readonly needMs: ReadonlyArray<number | undefined>;
   /** An environment answered twice: freed early, it was answered while the dispatch was still under way. */
   readonly short: boolean;
+  /**
+   * Short, or a ping waited longer for the last arrival than it was held (by the arrival times its
+   * environments saw). Only `short` for a round held to one deadline.
+   */
+  readonly overran: boolean;
 }
 
 /**
@@ -148,12 +153,13 @@ export function holdFor(plan: DispatchPlan, k: number, n: number): number {
   return Math.min(Math.max(0, Math.ceil(ms * 10 - 1e-6) / 10), MAX_HOLD_MS);
 }
 
-/** What a round teaches, from the warm answers' arrival times and the pings' dispatch order. */
-export function pastRound(arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, short = false): PastRound {
+/** What a round teaches, from the warm answers' arrival times, the pings' dispatch order and its plan. */
+export function pastRound(arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, short = false, plan?: DispatchPlan): PastRound {
   const last = Math.max(...arrivals.map((a) => a.receivedAtMs));
   const needMs: Array<number | undefined> = new Array(n).fill(undefined);
   for (const a of arrivals) needMs[a.k] = last - a.receivedAtMs;
-  return { needMs, short };
+  const overran = short || (plan !== undefined && needMs.some((need, k) => need !== undefined && need > holdFor(plan, k, n)));
+  return { needMs, short, overran };
 }
 
 /** A round's arrival spread (the first arrival's wait) per dispatch index between its first and last answer. */
@@ -170,15 +176,20 @@ function marginNeeded(round: PastRound, rate: number, n: number): number {
 
 /**
  * The plan that would have cost least over the remembered rounds. A round whose pings needed more than a
- * plan gives would have been short and paid a top-up round, held WIDEN times as long. A plan must cover two
- * in three of the rounds that were not short: a top-up widens the holds by a factor, which covers a slower
- * dispatch but not a ping that arrives last out of order. (A short round's arrivals were slowed by its own
- * early releases; they count in the cost, not in that bound.)
+ * plan gives would have overrun it and is charged a top-up round, held WIDEN times as long: all of one if a
+ * remembered round was short, less as overruns go unpunished. A plan must cover two in three of the rounds
+ * that were not short, fewer as overruns go unpunished but never fewer than half: a top-up widens the
+ * holds by a factor, which covers a slower dispatch but not a ping that arrives last out of order. (A short
+ * round's arrivals were slowed by its own early releases; they count in the cost, not in that bound.)
  */
 export function choosePlan(rounds: readonly PastRound[], n: number, roundMs: number): DispatchPlan {
   const rates = rounds.map(arrivalRate).sort((a, b) => a - b);
   const msPerPing = rates[Math.floor(rates.length / 2)];
   const clean = rounds.filter((r) => !r.short).length;
+  // An environment freed a little before the last arrival is not always given the last ping: the service
+  // may not know yet that it is free. While no remembered round was short, an overrun is charged
+  // 1 / (overruns + 1) of a top-up; one short round brings back the whole (a slow dispatch makes them short).
+  const shortRate = clean < rounds.length ? 1 : 1 / (rounds.filter((r) => r.overran).length + 1);
   let best: { cost: number; plan?: DispatchPlan } = { cost: Infinity };
   for (const scale of SCALES) {
     const rate = msPerPing * scale;
@@ -187,8 +198,8 @@ export function choosePlan(rounds: readonly PastRound[], n: number, roundMs: num
     for (const marginMs of new Set(margins)) {
       const short = margins.filter((needed) => needed > marginMs).length;
       const uncovered = rounds.filter((r, i) => !r.short && margins[i] > marginMs).length;
-      if (uncovered * 3 > clean) continue;
-      const cost = ((rate * n * (n - 1)) / 2 + n * marginMs) * (rounds.length + WIDEN * short);
+      if (uncovered * 2 > clean || uncovered * 3 * shortRate > clean) continue;
+      const cost = ((rate * n * (n - 1)) / 2 + n * marginMs) * (rounds.length + WIDEN * shortRate * short);
       if (cost < best.cost) best = { cost, plan: { msPerPing, scale, marginMs, roundMs } };
     }
   }
@@ -250,7 +261,7 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
     // fit. A round that started environments does not: a cold one's arrival is the end of its INIT, and
     // starting them may have slowed the rest.
     if (cold === 0 && arrivals.length > 0) {
-      const remembered = [...(learned.get(key)?.rounds ?? []), pastRound(arrivals, n, ids.size < answered)].slice(-HISTORY);
+      const remembered = [...(learned.get(key)?.rounds ?? []), pastRound(arrivals, n, ids.size < answered, plan)].slice(-HISTORY);
       learned.set(key, { rounds: remembered, plan: choosePlan(remembered, n, Date.now() - roundStart) });
     }
     if (ids.size < answered) widening *= WIDEN;

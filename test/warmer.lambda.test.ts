@@ -203,7 +203,8 @@ test('a short round teaches too, and its top-up holds half as long again', async
   lambdaMock.reset();
   onPing(arrivingEvery(3, 'env-a'));
   await warmTarget({ functionArn: arn, concurrency: 4, holdMs: 1000 });
-  // The top-up arrived 3 ms apart and was not short: two clean rounds of three must be covered.
+  // The top-up arrived 3 ms apart and overran its holds (9 ms for 6.8) without being short. But a short
+  // round is remembered, so an overrun costs a whole top-up and two clean rounds of three must be covered.
   expect(holds()).toEqual([9, 6, 3, 0]);
 });
 
@@ -260,7 +261,7 @@ describe('pastRound, choosePlan and holdFor', () => {
   test('a round: each ping waits for the last arrival; the rate is the spread per dispatch index', () => {
     const arrivals = inOrder(5, 0.5).filter((a) => a.k !== 2);
     const round = pastRound(arrivals, 5);
-    expect(round).toEqual({ needMs: [2, 1.5, undefined, 0.5, 0], short: false });
+    expect(round).toEqual({ needMs: [2, 1.5, undefined, 0.5, 0], short: false, overran: false });
     expect(choosePlan([round], 5, 0).msPerPing).toBe(0.5);
   });
 
@@ -291,6 +292,22 @@ describe('pastRound, choosePlan and holdFor', () => {
     expect(holdFor(covering, 3, 4)).toBeGreaterThanOrEqual(2);
     // Rounds that were short only add to the cost: their arrivals were slowed by their own early releases.
     expect(choosePlan([usual, usual, usual, swapped(true), swapped(true)], 4, 40)).toEqual({ msPerPing: 1, scale: 1, marginMs: 0, roundMs: 40 });
+  });
+
+  test('overruns that were not short let a plan cover fewer rounds, never fewer than half', () => {
+    const plan = { msPerPing: 1, scale: 1, marginMs: 0, roundMs: 40 };
+    const usual = pastRound(inOrder(4, 1), 4, false, plan);
+    // Ping 0 waited 4 ms for ping 2 and was held 3: the round overran its holds, but no environment answered twice.
+    const swapped = pastRound([0, 1, 4, 2].map((ms, k) => ({ k, receivedAtMs: start + ms })), 4, false, plan);
+    expect([usual.overran, swapped.overran]).toEqual([false, true]);
+    // No round was short: leaving the two overruns to a top-up is charged a third of one each,
+    // 6 ms * (5 + 1.5 * 2/3) = 36, less than a 2 ms margin on every ping (14 ms * 5).
+    expect(choosePlan([usual, usual, usual, swapped, swapped], 4, 40)).toEqual(plan);
+    // Three of five is more than half, however cheap.
+    expect(holdFor(choosePlan([usual, usual, swapped, swapped, swapped], 4, 40), 3, 4)).toBeGreaterThanOrEqual(2);
+    // One short round in memory: every overrun costs a whole top-up again.
+    const short = pastRound(inOrder(4, 1), 4, true, plan);
+    expect(holdFor(choosePlan([usual, usual, short, swapped, swapped], 4, 40), 3, 4)).toBeGreaterThanOrEqual(2);
   });
 
   test('holdFor: the pings still to come times the scaled rate, plus the margin; rounded up to 0.1 ms, capped at 10 s', () => {

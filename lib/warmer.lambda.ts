@@ -189,7 +189,7 @@ export function choosePlan(rounds: readonly PastRound[], n: number, roundMs: num
   // An environment freed a little before the last arrival is not always given the last ping: the service
   // may not know yet that it is free. While no remembered round was short, an overrun is charged
   // 1 / (overruns + 1) of a top-up; one short round brings back the whole (a slow dispatch makes them short).
-  const shortRate = clean < rounds.length ? 1 : 1 / (rounds.filter((r) => r.overran).length + 1);
+  const overrunCharge = clean < rounds.length ? 1 : 1 / (rounds.filter((r) => r.overran).length + 1);
   let best: { cost: number; plan?: DispatchPlan } = { cost: Infinity };
   for (const scale of SCALES) {
     const rate = msPerPing * scale;
@@ -198,8 +198,8 @@ export function choosePlan(rounds: readonly PastRound[], n: number, roundMs: num
     for (const marginMs of new Set(margins)) {
       const short = margins.filter((needed) => needed > marginMs).length;
       const uncovered = rounds.filter((r, i) => !r.short && margins[i] > marginMs).length;
-      if (uncovered * 2 > clean || uncovered * 3 * shortRate > clean) continue;
-      const cost = ((rate * n * (n - 1)) / 2 + n * marginMs) * (rounds.length + WIDEN * shortRate * short);
+      if (uncovered * 2 > clean || uncovered * 3 * overrunCharge > clean) continue;
+      const cost = ((rate * n * (n - 1)) / 2 + n * marginMs) * (rounds.length + WIDEN * overrunCharge * short);
       if (cost < best.cost) best = { cost, plan: { msPerPing, scale, marginMs, roundMs } };
     }
   }

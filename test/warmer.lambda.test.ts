@@ -367,7 +367,8 @@ describe('pre-warm custom resource', () => {
 
   test('Delete answers SUCCESS without pinging', async () => {
     await handler(event('Delete', [{ functionArn: ARN, concurrency: '2', holdMs: '20' }]));
-    expect(pingCalls()).toHaveLength(0);
+    // No DryRun either.
+    expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(0);
     expect(responses[0]).toMatchObject({ Status: 'SUCCESS' });
   });
 

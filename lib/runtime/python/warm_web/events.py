@@ -8,19 +8,29 @@ _PLAIN = "text/plain; charset=utf-8"
 
 
 class Request:
-    """An HTTP request taken out of an event. Paths are as the event had them, maybe %-encoded."""
+    """An HTTP request taken out of an event. Paths are as the event had them, maybe %-encoded.
 
-    __slots__ = ("method", "script_name", "path", "query", "headers", "body",
+    ``header_list`` is the headers as received: ``(lower-case name, value)`` pairs, repeats kept in
+    order (ASGI passes them on so); ``headers`` joins repeats into one value per name (WSGI/CGI).
+    """
+
+    __slots__ = ("method", "script_name", "path", "query", "header_list", "headers", "body",
                  "scheme", "host", "port", "client")
 
-    def __init__(self, event, method, script_name, path, query, headers, client):
+    def __init__(self, event, method, script_name, path, query, header_list, client):
         body = event.get("body") or ""
         body = b64decode(body) if event.get("isBase64Encoded") else body.encode()
-        headers["content-length"] = str(len(body))
+        headers = _joined(header_list)
+        # A real server hands on Content-Length only when the client sent it; a Lambda body is
+        # whole, so its length is known and stated when there is one.
+        if body and "content-length" not in headers:
+            headers["content-length"] = str(len(body))
+            header_list.append(("content-length", headers["content-length"]))
         scheme = headers.get("x-forwarded-proto", "https")
         host = headers.get("host")
         if host is None:
             host = headers["host"] = event["requestContext"].get("domainName", "localhost")
+            header_list.append(("host", host))
         name, colon, port = host.rpartition(":")
         if colon and port.isdigit():
             host = name
@@ -32,6 +42,7 @@ class Request:
         self.script_name = script_name
         self.path = path
         self.query = query
+        self.header_list = header_list
         self.headers = headers
         self.body = body
         self.scheme = scheme
@@ -40,18 +51,22 @@ class Request:
         self.client = client
 
 
-def _headers(event):
-    """Request headers as ``{lower name: value}``, repeated values joined."""
+def _header_list(event):
+    """Request headers as ``[(lower name, value)]``, multi-value headers expanded in order."""
     multi = event.get("multiValueHeaders")
-    if not multi:
-        return {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    if multi:
+        return [(name.lower(), value) for name, values in multi.items() for value in values or ()]
+    return [(name.lower(), value) for name, value in (event.get("headers") or {}).items()]
+
+
+def _joined(header_list):
+    """``{lower name: value}``, repeated values joined as RFC 9110 allows (cookies with '; ')."""
     joined = {}
-    for name, values in multi.items():
-        if values:
-            name = name.lower()
-            sep = "; " if name == "cookie" else ", "
-            value = sep.join(values)
-            joined[name] = joined[name] + sep + value if name in joined else value
+    for name, value in header_list:
+        if name in joined:
+            joined[name] += ("; " if name == "cookie" else ", ") + value
+        else:
+            joined[name] = value
     return joined
 
 
@@ -78,8 +93,8 @@ def _rest_request(event):
     # API Gateway REST hands query values over decoded: encode them again.
     query = _query(event, True)
     client = (context.get("identity") or {}).get("sourceIp")
-    return Request(event, event["httpMethod"], script.rstrip("/"), path, query, _headers(event),
-                   client)
+    return Request(event, event["httpMethod"], script.rstrip("/"), path, query,
+                   _header_list(event), client)
 
 
 def _http_request(event):
@@ -92,10 +107,11 @@ def _http_request(event):
         prefix = "/" + stage
         if path.startswith(prefix) and path[len(prefix):len(prefix) + 1] in ("", "/"):
             script, path = prefix, path[len(prefix):] or "/"
-    headers = _headers(event)
+    headers = _header_list(event)
     cookies = event.get("cookies")
     if cookies:
-        headers["cookie"] = "; ".join(cookies)
+        # Payload 2.0 moves the Cookie header's parts into ``cookies``: put them back as one.
+        headers.append(("cookie", "; ".join(cookies)))
     return Request(event, http["method"], script, path, event.get("rawQueryString") or "", headers,
                    http.get("sourceIp"))
 
@@ -103,7 +119,7 @@ def _http_request(event):
 def _alb_request(event):
     # ALB hands query keys and values over still URL-encoded: join them as they are.
     return Request(event, event["httpMethod"], "", event.get("path") or "/", _query(event, False),
-                   _headers(event), None)
+                   _header_list(event), None)
 
 
 def _response_headers(headers, multi):

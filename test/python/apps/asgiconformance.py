@@ -1,4 +1,4 @@
-"""ASGI apps for the adapter's conformance tests; each is also served by uvicorn as the reference."""
+"""ASGI apps for the adapter conformance tests; uvicorn serves each one too, as the reference."""
 import json
 
 from fastapi import FastAPI

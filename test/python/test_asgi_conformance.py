@@ -198,6 +198,23 @@ def test_a_second_response_start_is_an_app_error(serve, capsys):
         assert error.startswith("RuntimeError: ") and "'http.response.start'" in error, shape
 
 
+def test_a_body_before_the_response_start_is_an_app_error(serve, capsys):
+    server = serve("asgiconformance:body_before_start")
+    status, _, body = server.request("/x")
+    log = server.stop()
+    # Nothing was sent: uvicorn answers its own 500.
+    assert (status, body) == (500, b"Internal Server Error")
+    assert log.count(UVICORN_APP_ERROR) == 1
+
+    shim = load("asgiconformance:body_before_start", "asgi")
+    for shape in SHAPES:
+        answer, err = through_shim(shim, shape, Spec(path="/x"), capsys)
+        assert (answer.status, answer.body) == (status, body), shape
+        assert err.count(TRACEBACK) == 1 and KEPT not in err, shape
+        assert err.strip().splitlines()[-1] == (
+            "RuntimeError: ASGI app sent 'http.response.body' before 'http.response.start'"), shape
+
+
 @pytest.mark.parametrize("app, sent", [("lifespan_answers_http", "http.response.start"),
                                        ("lifespan_answers_shutdown", "lifespan.shutdown.complete")])
 def test_only_startup_complete_completes_lifespan_startup(serve, capsys, app, sent):

@@ -108,6 +108,13 @@ async def double_start(scope, receive, send):
     await send({"type": "http.response.body", "body": b"never"})
 
 
+async def body_before_start(scope, receive, send):
+    """Sends a body with no ``http.response.start`` before it: an app error."""
+    if scope["type"] != "http":
+        raise RuntimeError("only http is spoken here")
+    await send({"type": "http.response.body", "body": b"headless"})
+
+
 async def lifespan_answers_http(scope, receive, send):
     """Answers lifespan startup with an HTTP message."""
     if scope["type"] == "lifespan":

@@ -41,6 +41,10 @@ class WsgiAdapter:
         }
         if request.client:
             environ["REMOTE_ADDR"] = request.client
+        if request.user:
+            # What API Gateway's authorizer vouched for, as a server's own auth would set it
+            # (Django's RemoteUserMiddleware reads it).
+            environ["REMOTE_USER"] = request.user
         for name, value in request.headers.items():
             key = _CGI_NAMES.get(name)
             if key is None:

@@ -30,6 +30,20 @@ export interface RecognisedEvent {
   readonly request: HttpRequest;
 }
 
+/** An HTTP event that cannot be served as it is (the reason is the 400 body); the shape says how to answer. */
+export interface InvalidEvent {
+  readonly shape: EventShape;
+  readonly invalid: string;
+}
+
+export interface RecogniseOptions {
+  /**
+   * An explicit base path (WARM_WEB_BASE_PATH, validated): removed from the request path when the path
+   * starts with it, and reported in `basePath` after any stage prefix.
+   */
+  readonly basePath?: string;
+}
+
 type Json = Record<string, unknown>;
 
 const EMPTY = Buffer.alloc(0);
@@ -47,6 +61,17 @@ const HOP_BY_HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encodi
 // Anything outside RFC 3986 pchar / '/' / '%XX' cannot be in an encoded path.
 const PATH_UNSAFE = /%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/;
 const PATH_ESCAPE = /%[0-9A-Fa-f]{2}|[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/gu;
+// Outside pchar / '/', '%' included: what a decoded path needs escaped.
+const DECODED_PATH_ESCAPE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/gu;
+
+// Function URLs keep the path as the client sent it; HTTP APIs (any other domain, custom ones included)
+// hand rawPath over decoded once (https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html).
+const FUNCTION_URL_DOMAIN = /\.lambda-url\.[a-z0-9-]+\.on\.aws$/;
+
+// The alphabet and padding of RFC 4648 base64, the only encoding the integrations produce.
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+export const INVALID_BASE64_BODY = "warm-web: the event's body is marked isBase64Encoded but is not valid base64";
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -73,6 +98,26 @@ export function encodePath(path: string): string {
     return path;
   }
   return path.replace(PATH_ESCAPE, (match) => (match.length === 3 && match.charCodeAt(0) === 37 ? match : percentEncode(match)));
+}
+
+/**
+ * Percent-encodes a path that arrived decoded (HTTP API rawPath), '%' included, so the app decodes it
+ * exactly once: `/a%20b/100%` becomes `/a%2520b/100%25`, not `/a b/100%`.
+ */
+export function encodeDecodedPath(path: string): string {
+  return path.replace(DECODED_PATH_ESCAPE, percentEncode);
+}
+
+/** Percent-decoding as a server does it: %XX sequences to bytes, read as UTF-8; anything else kept. */
+export function decodePath(path: string): string {
+  if (!path.includes('%')) {
+    return path;
+  }
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 function encodeComponent(text: string): string {
@@ -162,12 +207,90 @@ function firstHeaderValue(headers: Record<string, string | string[]>, name: stri
   return (comma < 0 ? text : text.slice(0, comma)).trim();
 }
 
-function decodeBody(event: Json): Buffer {
+/** `address` from `address`, `address:port` or `[IPv6]:port` (routing.http.xff_client_port.enabled). */
+function withoutPort(entry: string): string {
+  if (entry.startsWith('[')) {
+    const end = entry.indexOf(']');
+    return end < 0 ? entry : entry.slice(1, end);
+  }
+  const colon = entry.indexOf(':');
+  return colon >= 0 && colon === entry.lastIndexOf(':') ? entry.slice(0, colon) : entry;
+}
+
+/**
+ * The client address a proxy vouches for: the RIGHTMOST X-Forwarded-For entry. Load balancers and API
+ * Gateway append the address they saw; everything left of it came from the client and can be forged.
+ */
+function forwardedClient(headers: Record<string, string | string[]>): string | undefined {
+  const value = headers['x-forwarded-for'];
+  if (value === undefined) {
+    return undefined;
+  }
+  const text = typeof value === 'string' ? value : value.join(',');
+  const last = text.slice(text.lastIndexOf(',') + 1).trim();
+  return last ? withoutPort(last) : undefined;
+}
+
+/** The request body, or `undefined` when it is marked base64 but is not. */
+function decodeBody(event: Json): Buffer | undefined {
   const body = event.body;
   if (typeof body !== 'string' || body.length === 0) {
     return EMPTY;
   }
-  return event.isBase64Encoded === true ? Buffer.from(body, 'base64') : Buffer.from(body, 'utf8');
+  if (event.isBase64Encoded !== true) {
+    return Buffer.from(body, 'utf8');
+  }
+  // Buffer.from skips what is not base64 and decodes the rest: garbage would reach the app.
+  return body.length % 4 === 0 && BASE64.test(body) ? Buffer.from(body, 'base64') : undefined;
+}
+
+/** `path` minus `prefix` when it starts with it as whole segments (`/api` matches `/api` and `/api/x`, not `/apix`). */
+function afterPrefix(path: string, prefix: string): string | undefined {
+  if (path === prefix) {
+    return '/';
+  }
+  return path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 ? path.slice(prefix.length) : undefined;
+}
+
+/** The leading `count` segments of `path` and the rest, or `undefined` when the path has no more than that. */
+function splitSegments(path: string, count: number): [string, string] | undefined {
+  let end = 0;
+  for (let i = 0; i < count; i++) {
+    if (path.charCodeAt(end) !== 47) {
+      return undefined;
+    }
+    const next = path.indexOf('/', end + 1);
+    if (next === end + 1) {
+      return undefined;
+    }
+    end = next < 0 ? path.length : next;
+  }
+  return end > 0 ? [path.slice(0, end), path.slice(end) || '/'] : undefined;
+}
+
+/**
+ * How many path segments the REST resource matched: its own, with a greedy `{name+}` standing for as many
+ * as its path parameter has. `undefined` when the event does not tell.
+ */
+function resourceSegments(event: Json): number | undefined {
+  const resource = stringOf(event.resource);
+  if (resource === undefined) {
+    return undefined;
+  }
+  const parameters = isObject(event.pathParameters) ? event.pathParameters : {};
+  let count = 0;
+  for (const part of resource.split('/')) {
+    if (part.endsWith('+}') && part.startsWith('{')) {
+      const value = parameters[part.slice(1, -2)];
+      if (typeof value !== 'string') {
+        return undefined;
+      }
+      count += value.split('/').filter(Boolean).length;
+    } else if (part) {
+      count += 1;
+    }
+  }
+  return count;
 }
 
 function joinQuery(params: Json, encode: (text: string) => string): string {
@@ -188,30 +311,59 @@ function keepAsSent(text: string): string {
   return text;
 }
 
+/** The request, or the reason it cannot be served. `encodedPath` goes in req.url; `basePath` is decoded. */
 function buildRequest(
-  method: string, path: string, basePath: string, query: string, builder: HeaderBuilder, event: Json, sourceIp?: string,
-): HttpRequest {
+  method: string, encodedPath: string, basePath: string, query: string, builder: HeaderBuilder, event: Json, sourceIp?: string,
+): HttpRequest | string {
   const body = decodeBody(event);
+  if (body === undefined) {
+    return INVALID_BASE64_BODY;
+  }
   const headers = builder.headers;
   if (body.length > 0 || headers['content-length'] !== undefined) {
     builder.set('content-length', String(body.length));
   }
   // The integration has already de-chunked the body; a leftover Transfer-Encoding would contradict Content-Length.
   builder.remove('transfer-encoding');
-  const encodedPath = encodePath(path || '/');
+  if (headers.host === undefined) {
+    // Every HTTP/1.1 request has one; the integration knows the name the client used.
+    const domainName = isObject(event.requestContext) ? stringOf(event.requestContext.domainName) : undefined;
+    if (domainName) {
+      builder.add('host', domainName);
+    }
+  }
+  const path = encodedPath || '/';
   return {
     method,
-    url: query ? `${encodedPath}?${query}` : encodedPath,
+    url: query ? `${path}?${query}` : path,
     basePath,
     headers,
     rawHeaders: builder.raw,
     body,
-    sourceIp: sourceIp || firstHeaderValue(headers, 'x-forwarded-for') || '',
+    sourceIp: sourceIp || forwardedClient(headers) || '',
     scheme: firstHeaderValue(headers, 'x-forwarded-proto') || 'https',
   };
 }
 
-function restRequest(event: Json, requestContext: Json): HttpRequest {
+/**
+ * Splits a path into the prefix the app does not route on and the rest: the explicit base path (in the
+ * same form as the path, encoded or not) when the path starts with it, else what `derived` finds.
+ */
+function splitBasePath(path: string, basePath: string | undefined, derived?: (path: string) => [string, string] | undefined): [string, string] {
+  if (basePath) {
+    const rest = afterPrefix(path, basePath);
+    if (rest !== undefined) {
+      return [basePath, rest];
+    }
+  }
+  return derived?.(path) ?? ['', path];
+}
+
+function encodedBasePath(options: RecogniseOptions): string | undefined {
+  return options.basePath === undefined ? undefined : encodePath(options.basePath);
+}
+
+function restRequest(event: Json, requestContext: Json, options: RecogniseOptions): HttpRequest | string {
   const builder = new HeaderBuilder();
   if (isObject(event.multiValueHeaders)) {
     builder.addMulti(event.multiValueHeaders);
@@ -224,21 +376,28 @@ function restRequest(event: Json, requestContext: Json): HttpRequest {
   } else if (isObject(event.queryStringParameters)) {
     query = joinQuery(event.queryStringParameters, encodeComponent);
   }
-  const path = stringOf(event.path) ?? '/';
+  const eventPath = stringOf(event.path) ?? '/';
+  // The stage: on the execute-api domain requestContext.path is /{stage} + path.
   const fullPath = stringOf(requestContext.path);
-  let basePath = '';
-  if (fullPath !== undefined && fullPath.length > path.length) {
-    if (fullPath.endsWith(path)) {
-      basePath = fullPath.slice(0, fullPath.length - path.length);
-    } else if (path === '/' && !fullPath.endsWith('/')) {
-      basePath = fullPath;
+  let stage = '';
+  if (fullPath !== undefined && fullPath.length > eventPath.length) {
+    if (fullPath.endsWith(eventPath)) {
+      stage = fullPath.slice(0, fullPath.length - eventPath.length);
+    } else if (eventPath === '/' && !fullPath.endsWith('/')) {
+      stage = fullPath;
     }
   }
+  // A custom domain's base path mapping is in both paths; the resource tells how much of the path it matched.
+  const matched = resourceSegments(event);
+  const [base, path] = splitBasePath(encodePath(eventPath), encodedBasePath(options), matched === undefined ? undefined : (encoded) => {
+    const total = encoded.split('/').filter(Boolean).length;
+    return total > matched ? splitSegments(encoded, total - matched) : undefined;
+  });
   const identity = isObject(requestContext.identity) ? requestContext.identity : {};
-  return buildRequest(stringOf(event.httpMethod) ?? 'GET', path, basePath, query, builder, event, stringOf(identity.sourceIp));
+  return buildRequest(stringOf(event.httpMethod) ?? 'GET', path, decodePath(stage + base), query, builder, event, stringOf(identity.sourceIp));
 }
 
-function httpApiRequest(event: Json, requestContext: Json): HttpRequest {
+function httpApiRequest(event: Json, requestContext: Json, options: RecogniseOptions): HttpRequest | string {
   const builder = new HeaderBuilder();
   builder.addSingle(event.headers);
   if (Array.isArray(event.cookies) && event.cookies.length > 0) {
@@ -248,20 +407,31 @@ function httpApiRequest(event: Json, requestContext: Json): HttpRequest {
   }
   const http = isObject(requestContext.http) ? requestContext.http : {};
   let path = stringOf(event.rawPath) ?? stringOf(http.path) ?? '/';
-  let basePath = '';
-  const stage = stringOf(requestContext.stage);
-  if (stage && stage !== '$default') {
-    const prefix = `/${stage}`;
-    if (path === prefix || path.startsWith(`${prefix}/`)) {
-      basePath = prefix;
-      path = path.slice(prefix.length) || '/';
+  const functionUrl = FUNCTION_URL_DOMAIN.test(stringOf(requestContext.domainName) ?? '');
+  let stage = '';
+  const stageName = stringOf(requestContext.stage);
+  if (stageName && stageName !== '$default') {
+    const rest = afterPrefix(path, `/${stageName}`);
+    if (rest !== undefined) {
+      stage = `/${stageName}`;
+      path = rest;
     }
   }
+  let encoded: string;
+  let base: string;
+  if (functionUrl) {
+    [base, encoded] = splitBasePath(encodePath(path), encodedBasePath(options));
+    base = decodePath(base);
+  } else {
+    let rest: string;
+    [base, rest] = splitBasePath(path, options.basePath);
+    encoded = encodeDecodedPath(rest);
+  }
   const method = stringOf(http.method) ?? 'GET';
-  return buildRequest(method, path, basePath, stringOf(event.rawQueryString) ?? '', builder, event, stringOf(http.sourceIp));
+  return buildRequest(method, encoded, stage + base, stringOf(event.rawQueryString) ?? '', builder, event, stringOf(http.sourceIp));
 }
 
-function albRequest(event: Json, multi: boolean): HttpRequest {
+function albRequest(event: Json, multi: boolean, options: RecogniseOptions): HttpRequest | string {
   const builder = new HeaderBuilder();
   let query = '';
   if (multi) {
@@ -275,24 +445,32 @@ function albRequest(event: Json, multi: boolean): HttpRequest {
       query = joinQuery(event.queryStringParameters, keepAsSent);
     }
   }
-  return buildRequest(stringOf(event.httpMethod) ?? 'GET', stringOf(event.path) ?? '/', '', query, builder, event);
+  const [base, path] = splitBasePath(encodePath(stringOf(event.path) ?? '/'), encodedBasePath(options));
+  return buildRequest(stringOf(event.httpMethod) ?? 'GET', path, decodePath(base), query, builder, event);
 }
 
-/** Recognises an API Gateway REST, HTTP API / Function URL or ALB event; `undefined` for anything else. */
-export function recogniseEvent(event: unknown): RecognisedEvent | undefined {
+function recognised(shape: EventShape, request: HttpRequest | string): RecognisedEvent | InvalidEvent {
+  return typeof request === 'string' ? { shape, invalid: request } : { shape, request };
+}
+
+/**
+ * Recognises an API Gateway REST, HTTP API / Function URL or ALB event; `undefined` for anything else,
+ * an InvalidEvent for one of those that cannot be served (a body marked base64 that is not).
+ */
+export function recogniseEvent(event: unknown, options: RecogniseOptions = {}): RecognisedEvent | InvalidEvent | undefined {
   if (!isObject(event) || !isObject(event.requestContext)) {
     return undefined;
   }
   const requestContext = event.requestContext;
   if (isObject(requestContext.elb)) {
     const multi = isObject(event.multiValueHeaders);
-    return { shape: multi ? 'alb-multi' : 'alb-single', request: albRequest(event, multi) };
+    return recognised(multi ? 'alb-multi' : 'alb-single', albRequest(event, multi, options));
   }
   if (event.version === '2.0') {
-    return { shape: 'http', request: httpApiRequest(event, requestContext) };
+    return recognised('http', httpApiRequest(event, requestContext, options));
   }
   if (typeof event.httpMethod === 'string') {
-    return { shape: 'rest', request: restRequest(event, requestContext) };
+    return recognised('rest', restRequest(event, requestContext, options));
   }
   return undefined;
 }
@@ -349,9 +527,8 @@ export function formatResponse(shape: EventShape, response: HttpResponse, headOn
     case 'rest':
       return { statusCode: response.statusCode, multiValueHeaders: multi, body, isBase64Encoded };
     case 'http':
-      return cookies
-        ? { statusCode: response.statusCode, headers: single, cookies, body, isBase64Encoded }
-        : { statusCode: response.statusCode, headers: single, body, isBase64Encoded };
+      // Always a list, as the Python shim answers: both give the same answer to the same response.
+      return { statusCode: response.statusCode, headers: single, cookies: cookies ?? [], body, isBase64Encoded };
     case 'alb-multi':
     case 'alb-single':
       return {
@@ -364,16 +541,32 @@ export function formatResponse(shape: EventShape, response: HttpResponse, headOn
   }
 }
 
-/** The answer to an event that is neither a warm ping nor a recognised HTTP event. */
-export function unrecognisedEventResponse(event: unknown): Json {
-  let got: string;
-  if (isObject(event)) {
-    const keys = Object.keys(event);
-    got = keys.length ? `an object with keys ${keys.slice(0, 10).join(', ')}` : 'an empty object';
-  } else {
-    got = event === null ? 'null' : Array.isArray(event) ? 'an array' : typeof event;
+function kindOf(event: unknown): string {
+  if (event === null) {
+    return 'null';
   }
-  const message = `warm-web: unrecognised event shape (expected an API Gateway REST or HTTP API, Function URL or ALB event; got ${got})`;
-  console.error(message);
-  return { statusCode: 400, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: message };
+  if (Array.isArray(event)) {
+    return 'an array';
+  }
+  const type = typeof event;
+  return type === 'object' ? 'an object' : `a ${type}`;
+}
+
+/**
+ * The answer to an event that is neither a warm ping nor an HTTP event: another warmer's ping, a schedule,
+ * a console test. Not the client's or the app's fault, so one debug line, never an error line; the body
+ * names only the event's type so that both shims give the same text.
+ */
+export function unrecognisedEventResponse(event: unknown): Json {
+  const keys = isObject(event) ? `; top-level keys: ${Object.keys(event).slice(0, 20).join(', ') || 'none'}` : '';
+  console.debug(`warm-web: not an HTTP event, answered 400 without calling the app${keys}`);
+  const body = `warm-web: unrecognised event shape (expected an API Gateway REST or HTTP API, Function URL or ALB event; got ${kindOf(event)})`;
+  return { statusCode: 400, headers: { 'content-type': 'text/plain; charset=utf-8' }, body };
+}
+
+/** The 400 for an HTTP event that cannot be served, in the format its integration expects; one warning line. */
+export function invalidEventResponse(invalid: InvalidEvent): Json {
+  console.warn(`${invalid.invalid} (${invalid.shape} event); answered 400 without calling the app`);
+  const body = Buffer.from(invalid.invalid, 'utf8');
+  return formatResponse(invalid.shape, { statusCode: 400, statusMessage: 'Bad Request', headers: { 'content-type': 'text/plain; charset=utf-8' }, body }, false);
 }

@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import { formatResponse, recogniseEvent, unrecognisedEventResponse } from './events';
+import { formatResponse, invalidEventResponse, recogniseEvent, type RecogniseOptions, unrecognisedEventResponse } from './events';
 import { callHandler } from './handler';
 import { serveRequest } from './listener';
 import { type LoadedApp, loadApp, type LoadOptions } from './loader';
@@ -15,6 +15,12 @@ export interface ShimOptions extends LoadOptions {
   readonly prime?: readonly string[];
   /** INIT (load and priming) longer than this logs a warning and emits SlowInit (WARM_WEB_INIT_WARN_MS). @default 8000 */
   readonly initWarnMs?: number;
+  /**
+   * The path prefix in front of the app's routes (a custom domain's base path mapping, an ALB rule's path),
+   * removed from `req.url` when the path starts with it and reported in `req.aws.basePath`.
+   * @default process.env.WARM_WEB_BASE_PATH, else none
+   */
+  readonly basePath?: string;
 }
 
 export interface Shim {
@@ -46,16 +52,33 @@ function newEnvironmentId(): string {
   return id;
 }
 
-function invokerFor(app: LoadedApp): Invoke {
+/**
+ * WARM_WEB_BASE_PATH as the construct's `basePath` prop validates it: `/` then segments, no trailing `/`,
+ * no `?` or `#`; unset or empty means none. Anything else fails INIT rather than silently never matching.
+ */
+export function basePathFrom(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') {
+    return undefined;
+  }
+  if (!/^(?:\/[^/?#]+)+$/.test(value)) {
+    throw new Error(`warm-web: WARM_WEB_BASE_PATH=${JSON.stringify(value)} is not a base path: it must start with "/", have no empty segment or trailing "/" and no "?" or "#" (e.g. /api or /shop/v1)`);
+  }
+  return value;
+}
+
+function invokerFor(app: LoadedApp, options: RecogniseOptions): Invoke {
   if (app.kind === 'handler') {
     const handler = app.fn;
     return (event, context) => callHandler(handler, event, context);
   }
   const listener = app.fn;
   return async (event, context) => {
-    const recognised = recogniseEvent(event);
+    const recognised = recogniseEvent(event, options);
     if (recognised === undefined) {
       return unrecognisedEventResponse(event);
+    }
+    if ('invalid' in recognised) {
+      return invalidEventResponse(recognised);
     }
     const response = await serveRequest(listener, recognised.request, event, context);
     return formatResponse(recognised.shape, response, recognised.request.method === 'HEAD');
@@ -74,6 +97,7 @@ export function createShim(options: ShimOptions): Shim {
   const functionName = options.functionName || 'unknown';
   const primePaths = options.prime ?? [];
   const initWarnMs = options.initWarnMs ?? DEFAULT_INIT_WARN_MS;
+  const recogniseOptions: RecogniseOptions = { basePath: basePathFrom(options.basePath ?? process.env.WARM_WEB_BASE_PATH) };
   let state: InitState | undefined;
   let served = false;
 
@@ -87,7 +111,7 @@ export function createShim(options: ShimOptions): Shim {
     return state;
   };
   const booted = (app: LoadedApp): InitState | Promise<InitState> => {
-    const invoke = invokerFor(app);
+    const invoke = invokerFor(app, recogniseOptions);
     if (primePaths.length === 0) {
       return initialised(invoke);
     }

@@ -1,6 +1,10 @@
-// Builds the Lambda events each integration would send for one HTTP request, modelled on captured
-// events: REST API and Function URLs keep the path percent-encoded, HTTP APIs decode it; REST API
+// Builds the Lambda event each integration would send for one HTTP request. The shape of each event
+// (its requestContext and the fields around the request) is taken from a conformance vector in
+// test/vectors/requests/, the one copy of it; what is built here is only how each integration carries
+// the request: REST API and Function URLs keep the path percent-encoded, HTTP APIs decode it; REST API
 // decodes query values; ALB passes them as sent, and only the last one when multi-value is off.
+import * as fs from 'fs';
+import * as path from 'path';
 import type { Context } from 'aws-lambda';
 
 export type Shape = 'rest' | 'http' | 'url' | 'alb-multi' | 'alb-single';
@@ -57,11 +61,44 @@ function bodyFields(spec: RequestSpec, absent: string | null | undefined): Json 
     : { body: spec.body.toString('utf8'), isBase64Encoded: false };
 }
 
+const vectorEvents = new Map<string, Json>();
+
+/** The event of the request vector `name`, a fresh copy each call (callers change it). */
+export function vectorEvent(name: string): Json {
+  let event = vectorEvents.get(name);
+  if (!event) {
+    const file = path.join(__dirname, '..', '..', 'vectors', 'requests', `${name}.json`);
+    event = (JSON.parse(fs.readFileSync(file, 'utf8')) as { event: Json }).event;
+    vectorEvents.set(name, event);
+  }
+  return structuredClone(event);
+}
+
+// The vector each shape's events start from.
+const TEMPLATES: Record<Shape, string> = {
+  'rest': 'rest-basic',
+  'http': 'http-basic',
+  'url': 'url-basic',
+  'alb-multi': 'alb-multi-xff-append',
+  'alb-single': 'alb-single-xff-append',
+};
+
+function withBody(event: Json, spec: RequestSpec, absent: string | null | undefined): Json {
+  const fields = bodyFields(spec, absent);
+  if (fields.body === undefined) {
+    delete event.body;
+    return { ...event, isBase64Encoded: fields.isBase64Encoded };
+  }
+  return { ...event, ...fields };
+}
+
 export function restEvent(spec: RequestSpec, stage = 'prod'): Json {
-  const headers = spec.headers ?? [];
-  const multiHeaders = group(headers);
+  const event = vectorEvent(TEMPLATES.rest);
+  const requestContext = event.requestContext as Json;
+  const multiHeaders = group(spec.headers ?? []);
   const multiQuery = group(queryPairs(spec.query), decodeURIComponent);
-  return {
+  return withBody({
+    ...event,
     resource: '/{proxy+}',
     path: spec.path,
     httpMethod: spec.method,
@@ -70,23 +107,20 @@ export function restEvent(spec: RequestSpec, stage = 'prod'): Json {
     queryStringParameters: orNull(lastValues(multiQuery)),
     multiValueQueryStringParameters: orNull(multiQuery),
     pathParameters: { proxy: spec.path.slice(1) },
-    stageVariables: null,
     requestContext: {
-      accountId: '123456789012',
-      apiId: 'abc123',
+      ...requestContext,
       httpMethod: spec.method,
-      identity: { sourceIp: spec.sourceIp ?? '198.51.100.10', userAgent: 'test' },
+      identity: { ...(requestContext.identity as Json), sourceIp: spec.sourceIp ?? '198.51.100.10' },
       path: `/${stage}${spec.path}`,
-      protocol: 'HTTP/1.1',
-      requestId: 'rest-request',
       resourcePath: '/{proxy+}',
       stage,
     },
-    ...bodyFields(spec, null),
-  };
+  }, spec, null);
 }
 
-function httpApiLike(spec: RequestSpec, rawPath: string, domainName: string): Json {
+function httpApiLike(shape: 'http' | 'url', spec: RequestSpec, rawPath: string): Json {
+  const event = vectorEvent(TEMPLATES[shape]);
+  const requestContext = event.requestContext as Json;
   const headers: Record<string, string> = {};
   const cookies: string[] = [];
   for (const [name, value] of spec.headers ?? []) {
@@ -97,44 +131,42 @@ function httpApiLike(spec: RequestSpec, rawPath: string, domainName: string): Js
       headers[key] = headers[key] === undefined ? value : `${headers[key]},${value}`;
     }
   }
-  return {
-    version: '2.0',
-    routeKey: '$default',
+  const query = Object.entries(group(queryPairs(spec.query), decodeURIComponent)).map(([name, values]) => [name, values.join(',')]);
+  delete event.cookies;
+  delete event.queryStringParameters;
+  return withBody({
+    ...event,
     rawPath,
     rawQueryString: spec.query ?? '',
     ...(cookies.length ? { cookies } : {}),
     headers,
+    ...(query.length ? { queryStringParameters: Object.fromEntries(query) } : {}),
     requestContext: {
-      accountId: '123456789012',
-      apiId: 'abc123',
-      domainName,
-      http: { method: spec.method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: spec.sourceIp ?? '198.51.100.10', userAgent: 'test' },
-      requestId: 'v2-request',
-      routeKey: '$default',
-      stage: '$default',
-      time: '01/Jan/2025:00:00:00 +0000',
-      timeEpoch: 1735689600000,
+      ...requestContext,
+      http: { ...(requestContext.http as Json), method: spec.method, path: rawPath, sourceIp: spec.sourceIp ?? '198.51.100.10' },
     },
-    ...bodyFields(spec, undefined),
-  };
+  }, spec, undefined);
 }
 
 export function httpApiEvent(spec: RequestSpec): Json {
-  return httpApiLike(spec, decodeURIComponent(spec.path), 'abc123.execute-api.eu-west-1.amazonaws.com');
+  return httpApiLike('http', spec, decodeURIComponent(spec.path));
 }
 
 export function functionUrlEvent(spec: RequestSpec): Json {
-  return httpApiLike(spec, spec.path, 'abc123.lambda-url.eu-west-1.on.aws');
+  return httpApiLike('url', spec, spec.path);
 }
 
 export function albEvent(spec: RequestSpec, multi: boolean): Json {
+  const { requestContext } = vectorEvent(multi ? TEMPLATES['alb-multi'] : TEMPLATES['alb-single']);
   const headers = group((spec.headers ?? []).map(([name, value]) => [name.toLowerCase(), value] as const));
   const query = group(queryPairs(spec.query));
+  // Append mode: the load balancer adds the address it saw to the client's own X-Forwarded-For line.
   const xff = spec.sourceIp ?? '198.51.100.10';
-  (headers['x-forwarded-for'] ??= []).push(xff);
+  const forwarded = headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = forwarded ? [...forwarded.slice(0, -1), `${forwarded[forwarded.length - 1]}, ${xff}`] : [xff];
   (headers['x-forwarded-proto'] ??= []).push('https');
   return {
-    requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/tg/0123456789abcdef' } },
+    requestContext,
     httpMethod: spec.method,
     path: spec.path,
     ...(multi

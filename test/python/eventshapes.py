@@ -1,13 +1,32 @@
-"""Lambda events built the way each AWS front door builds them, and their answers read back."""
+"""Lambda events for any request, built on the events of the shared vectors (test/vectors/), and
+their answers read back."""
 import base64
+import copy
+import json
+import os
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
-SOURCE_IP = "203.0.113.7"
-API_HOST = "abc123.execute-api.us-east-1.amazonaws.com"
-URL_HOST = "k3y5xz2mnop.lambda-url.us-east-1.on.aws"
-ALB_HOST = "my-alb-1234567890.us-east-1.elb.amazonaws.com"
-TARGET_GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg/abc"
+from lambdatest import ROOT
+
+
+def _vector_event(name):
+    with open(os.path.join(ROOT, "test", "vectors", name + ".json"), encoding="utf-8") as f:
+        return json.load(f)["event"]
+
+
+# One event per source, as the vectors have it: the builders below change only the request in it
+# (for ALB that leaves the target group, so an error vector's event serves as well as any).
+_REST = _vector_event("requests/rest-null-multi-value")
+_HTTP = _vector_event("requests/http-named-stage")
+_URL = _vector_event("requests/url-basic")
+_ALB = {False: _vector_event("errors/bad-base64-alb-single"),
+        True: _vector_event("errors/bad-base64-alb-multi")}
+
+SOURCE_IP = _REST["requestContext"]["identity"]["sourceIp"]
+API_HOST = _REST["requestContext"]["domainName"]
+URL_HOST = _URL["requestContext"]["domainName"]
+ALB_HOST = _ALB[False]["headers"]["host"]
 
 
 @dataclass
@@ -43,89 +62,83 @@ def _raw_pairs(query):
     return [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in query.split("&") if p]
 
 
+def _forwarded(host, client=SOURCE_IP):
+    return {"host": host, "x-forwarded-proto": "https", "x-forwarded-port": "443",
+            "x-forwarded-for": client, "user-agent": "tests/1.0"}
+
+
 def rest_v1(spec, stage="prod", base_path=None, request_id="rest-req-1"):
-    """API Gateway REST proxy event; ``base_path`` is the client's prefix ('' = custom domain)."""
-    prefix = f"/{stage}" if base_path is None else base_path
-    headers = {"Host": API_HOST, "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443",
-               "X-Forwarded-For": SOURCE_IP, "User-Agent": "tests/1.0"}
+    """API Gateway REST proxy event: on the execute-api domain (the stage in requestContext.path
+    only) or, given ``base_path``, on a custom domain with that mapping ('' for none), which AWS
+    puts in front of both path and requestContext.path."""
+    path = spec.path if base_path is None else base_path + spec.path
+    full = f"/{stage}{path}" if base_path is None else path
+    headers = {k.title(): v for k, v in _forwarded(API_HOST).items()}
     headers.update({k.title(): v for k, v in spec.headers.items()})
     if spec.cookies:
         headers["Cookie"] = "; ".join(spec.cookies)
     query = _grouped(parse_qsl(spec.query, keep_blank_values=True))
     body, b64 = _body(spec)
-    return {
-        "resource": "/{proxy+}",
-        "path": spec.path,
-        "httpMethod": spec.method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+    event = copy.deepcopy(_REST)
+    event.update({
+        "resource": "/{proxy+}", "path": path, "httpMethod": spec.method,
+        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
         "multiValueQueryStringParameters": query or None,
-        "pathParameters": {"proxy": spec.path.lstrip("/")},
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/{proxy+}", "httpMethod": spec.method, "path": prefix + spec.path,
-            "stage": stage, "requestId": request_id, "domainName": API_HOST, "apiId": "abc123",
-            "identity": {"sourceIp": SOURCE_IP, "userAgent": "tests/1.0"},
-        },
-        "body": body,
-        "isBase64Encoded": b64,
-    }
+        "pathParameters": {"proxy": unquote(spec.path.lstrip("/"))},
+        "body": body, "isBase64Encoded": b64,
+    })
+    event["requestContext"].update({"resourcePath": "/{proxy+}", "httpMethod": spec.method,
+                                    "path": full, "stage": stage,
+                                    "requestId": request_id})
+    return event
 
 
-def http_v2(spec, stage="$default", host=API_HOST, decoded_path=True, request_id="http-req-1"):
-    """HTTP API (payload 2.0) event; HTTP API hands over rawPath already %-decoded."""
-    raw_path = unquote(spec.path) if decoded_path else spec.path
-    if stage != "$default":
-        raw_path = f"/{stage}{raw_path}"
-    headers = {"host": host, "x-forwarded-proto": "https", "x-forwarded-port": "443",
-               "x-forwarded-for": SOURCE_IP, "user-agent": "tests/1.0", **spec.headers}
+def _v2(template, spec, stage, raw_path, request_id):
+    host = template["requestContext"]["domainName"]
     body, b64 = _body(spec)
-    event = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": spec.query,
-        "headers": headers,
+    event = copy.deepcopy(template)
+    event.pop("cookies", None)
+    event.update({
+        "rawPath": raw_path, "rawQueryString": spec.query,
+        "headers": {**_forwarded(host), **spec.headers},
         "queryStringParameters": {k: ",".join(v) for k, v in
                                   _grouped(parse_qsl(spec.query, keep_blank_values=True)).items()}
         or None,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": host.split(".")[0], "domainName": host,
-            "domainPrefix": host.split(".")[0], "requestId": request_id, "routeKey": "$default",
-            "stage": stage, "time": "23/Nov/2025:20:00:00 +0000", "timeEpoch": 1763928000000,
-            "http": {"method": spec.method, "path": raw_path, "protocol": "HTTP/1.1",
-                     "sourceIp": SOURCE_IP, "userAgent": "tests/1.0"},
-        },
-        "body": body,
-        "isBase64Encoded": b64,
-    }
+        "body": body, "isBase64Encoded": b64,
+    })
+    event["requestContext"].update({"stage": stage, "requestId": request_id})
+    event["requestContext"]["http"].update({"method": spec.method, "path": raw_path})
     if spec.cookies:
         event["cookies"] = list(spec.cookies)
     return event
 
 
+def http_v2(spec, stage="$default", request_id="http-req-1"):
+    """HTTP API (payload 2.0) event; HTTP API hands over rawPath already %-decoded."""
+    raw_path = unquote(spec.path)
+    if stage != "$default":
+        raw_path = f"/{stage}{raw_path}"
+    return _v2(_HTTP, spec, stage, raw_path, request_id)
+
+
 def function_url(spec, request_id="url-req-1"):
     """Function URL event: payload 2.0, rawPath still %-encoded."""
-    return http_v2(spec, host=URL_HOST, decoded_path=False, request_id=request_id)
+    return _v2(_URL, spec, "$default", spec.path, request_id)
 
 
 def alb(spec, multi, request_id="alb-req-1"):
-    """ALB target-group event, with or without multi-value headers; query still URL-encoded."""
-    headers = {"host": ALB_HOST, "x-forwarded-proto": "https", "x-forwarded-port": "443",
-               "x-forwarded-for": f"{SOURCE_IP}, 10.0.0.1", "x-amzn-trace-id": request_id,
-               "user-agent": "tests/1.0", **spec.headers}
+    """ALB target-group event, with or without multi-value headers; query still URL-encoded. The
+    client sent an X-Forwarded-For of its own, which the ALB appended to."""
+    headers = {**_forwarded(ALB_HOST, f"198.51.100.99, {SOURCE_IP}"),
+               "x-amzn-trace-id": request_id, **spec.headers}
     if spec.cookies:
         headers["cookie"] = "; ".join(spec.cookies)
     query = _grouped(_raw_pairs(spec.query))
     body, b64 = _body(spec)
-    event = {
-        "requestContext": {"elb": {"targetGroupArn": TARGET_GROUP}},
-        "httpMethod": spec.method,
-        "path": spec.path,
-        "body": body or "",
-        "isBase64Encoded": b64,
-    }
+    event = copy.deepcopy(_ALB[multi])
+    event.update({"httpMethod": spec.method, "path": spec.path, "body": body or "",
+                  "isBase64Encoded": b64})
     if multi:
         event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
         event["multiValueQueryStringParameters"] = query

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from lambdatest import FakeContext
-from eventshapes import SHAPES, HOSTS, Spec, alb_single_view, read
+from eventshapes import API_HOST, SHAPES, HOSTS, Spec, alb_single_view, read
 from frameworks import FRAMEWORKS
 
 BIG = random.Random(7).randbytes(1_300_000)
@@ -50,7 +50,8 @@ def test_shim_matches_framework_client(shims, framework, case, shape):
 
     assert got.status == want.status
     assert got.headers == want.headers
-    assert got.cookies == want.cookies
+    # A single-value ALB answer holds one value per name: the last Set-Cookie, as ALB keeps it.
+    assert got.cookies == (want.cookies[-1:] if shape == "alb-single" else want.cookies)
     if spec.method == "HEAD":
         assert got.body == b""
         assert int(got.headers["content-length"]) > 0
@@ -69,7 +70,7 @@ def test_cases_really_cover_what_they_claim(shims):
     assert echoed["rest"] == "café/x y/日"
     assert echoed["query"] == [["a", "1"], ["a", "2"], ["q", "日本"], ["sp", "a b"],
                                ["amp", "x&y"], ["empty", ""]]
-    assert echoed["url"].startswith("https://abc123.execute-api.us-east-1.amazonaws.com/echo/caf")
+    assert echoed["url"].startswith(f"https://{API_HOST}/echo/caf")
     assert json.loads(answer("post-form").body)["form"] == [
         ["a", "1"], ["a", "2"], ["b", "héllo wörld"], ["c", ""]]
     assert json.loads(answer("request-cookies").body)["cookies"] == [
@@ -82,4 +83,4 @@ def test_cases_really_cover_what_they_claim(shims):
     assert answer("redirect").headers["location"] == "/echo/target"
     assert answer("not-found").status == 404
     assert len(answer("set-cookies").cookies) == 3
-    assert len(answer("set-cookies", "alb-single").cookies) == 3
+    assert answer("set-cookies", "alb-single").cookies == answer("set-cookies").cookies[-1:]

@@ -1,11 +1,13 @@
-"""Stage prefixes become SCRIPT_NAME / root_path; the raw event and context reach the app."""
+"""Stage and base-path prefixes become SCRIPT_NAME / root_path, and the URLs each framework builds
+carry them; the raw event and context reach the app. (How each prefix is found from the event is
+pinned by the shared vectors; these are the frameworks' side of it.)"""
 import json
 
 import pytest
 
 import rawapps
 from lambdatest import FakeContext
-from eventshapes import API_HOST, SHAPES, Spec, http_v2, read, rest_v1
+from eventshapes import API_HOST, SHAPES, Spec, alb, http_v2, read, rest_v1
 from warm_web.loader import load
 
 WHERE = Spec(path="/where")
@@ -45,6 +47,10 @@ def test_prefix_is_the_script_name(shims, framework, event, prefix):
     ({**http_v2(Spec(path="/x"), stage="beta"), "rawPath": "/betamax"}, "", "/betamax"),
 ], ids=["rest-stage-root", "http-stage-root", "http-stage-lookalike"])
 def test_prefix_edges(monkeypatch, event, script_name, path_info):
+    assert _seen(monkeypatch, event) == (script_name, path_info)
+
+
+def _seen(monkeypatch, event):
     seen = {}
 
     def app(environ, start_response):
@@ -54,7 +60,22 @@ def test_prefix_edges(monkeypatch, event, script_name, path_info):
 
     monkeypatch.setattr(rawapps, "spy", app, raising=False)
     load("rawapps:spy", "wsgi").handle(event, FakeContext())
-    assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == (script_name, path_info)
+    return seen["SCRIPT_NAME"], seen["PATH_INFO"]
+
+
+@pytest.mark.parametrize("event, script_name, path_info", [
+    (http_v2(Spec(path="/api/where")), "/api", "/where"),
+    (http_v2(Spec(path="/api")), "/api", "/"),
+    (http_v2(Spec(path="/api/where"), stage="beta"), "/beta/api", "/where"),
+    (alb(Spec(path="/api/where"), multi=True), "/api", "/where"),
+    (rest_v1(Spec(path="/api/where"), base_path=""), "/api", "/where"),
+    # Only a whole leading segment is the base path.
+    (http_v2(Spec(path="/apix/where")), "", "/apix/where"),
+    (alb(Spec(path="/where"), multi=False), "", "/where"),
+], ids=["http", "http-root", "http-stage", "alb", "rest-custom-domain", "lookalike", "elsewhere"])
+def test_base_path_env(monkeypatch, event, script_name, path_info):
+    monkeypatch.setenv("WARM_WEB_BASE_PATH", "/api")
+    assert _seen(monkeypatch, event) == (script_name, path_info)
 
 
 @pytest.mark.parametrize("framework", ["django", "flask", "fastapi"])

@@ -33,6 +33,10 @@ export interface TargetReport {
   readonly durationMs: number;
   /** Failed pings by cause (e.g. TooManyRequestsException, FunctionError, TimeoutError). */
   readonly errors: Record<string, number>;
+  /** Pings the service throttled (429): at the concurrency limit a top-up only adds throttles, so none follows. */
+  readonly throttled: number;
+  /** The run's deadline left a round out or cut its pings off (those count as TimeoutError). */
+  readonly outOfTime: boolean;
 }
 
 /** Rounds per target per run: the first plus at most two top-ups. */
@@ -45,6 +49,17 @@ const HISTORY = 15;
 const SCALES = Array.from({ length: 41 }, (_, i) => (10 + i) / 20);
 /** A short round's top-up holds this much longer than the round before it. */
 const WIDEN = 1.5;
+/** What the warmer function's timeout is (lib/warmer.ts): the budget of a run given no Lambda context. */
+export const FUNCTION_TIMEOUT_MS = 120_000;
+/** Kept from a run's budget to emit its metrics and answer CloudFormation before the function times out. */
+export const ANSWER_RESERVE_MS = 5_000;
+/**
+ * A round starts only with this much time left beyond its longest hold before the run's deadline: a warm
+ * ping's round trip on an open connection is tens of milliseconds.
+ */
+export const ROUND_SLACK_MS = 1_000;
+/** A ping is given up this long after its hold ends (a cold environment's INIT, at most 10 s, and more). */
+const PING_SLACK_MS = 30_000;
 /**
  * Sockets per host: one per concurrent ping, or pings queue and stop overlapping (SDK default is 50); all
  * kept open from the DryRun invokes to the pings (Node keeps 256 idle ones by default).
@@ -56,8 +71,29 @@ const agents = [new http.Agent(agentOptions), new https.Agent(agentOptions)];
 export const lambda = new LambdaClient({
   // A retried ping arrives after the barrier and proves nothing; report the failure instead.
   maxAttempts: 1,
-  requestHandler: new NodeHttpHandler({ httpAgent: agents[0], httpsAgent: agents[1], requestTimeout: MAX_HOLD_MS + 30_000 }),
+  // Each call is given up by `withTimeout`, at the latest at the run's deadline.
+  requestHandler: new NodeHttpHandler({ httpAgent: agents[0], httpsAgent: agents[1] }),
 });
+
+/**
+ * Runs an Invoke with an abort signal and gives it up after `ms` (answering `onTimeout`), whatever the
+ * call does with the signal: the run must answer before the function's timeout.
+ */
+async function withTimeout<T>(ms: number, onTimeout: T, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<T>((resolve) => {
+    timer = setTimeout(() => {
+      abort.abort();
+      resolve(onTimeout);
+    }, Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([call(abort.signal), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Closes the connections an earlier run left open (a run's top-ups reuse its own). Lambda freezes this
@@ -75,11 +111,13 @@ async function closeConnections() {
  * TLS handshake on its one vCPU (1.7 ms of CPU each at N = 500 on the bench machine: npm run
  * bench:warmer-tls); inside a round every ping would hold while the handshakes after it are made.
  */
-async function connect(target: WarmTarget): Promise<void> {
-  await Promise.all(Array.from({ length: target.concurrency }, () => lambda.send(new InvokeCommand({
+async function connect(target: WarmTarget, deadlineMs: number): Promise<void> {
+  const timeoutMs = Math.min(PING_SLACK_MS, deadlineMs - Date.now());
+  const dryRun = (abortSignal: AbortSignal) => lambda.send(new InvokeCommand({
     FunctionName: target.functionArn,
     InvocationType: 'DryRun',
-  })).catch(() => undefined)));
+  }), { abortSignal }).then(() => undefined, () => undefined);
+  await Promise.all(Array.from({ length: target.concurrency }, () => withTimeout(timeoutMs, undefined, dryRun)));
 }
 
 interface PingAnswer {
@@ -88,6 +126,8 @@ interface PingAnswer {
   readonly receivedAtMs?: number;
   readonly heldMs?: number;
   readonly error?: string;
+  /** The service refused the ping for lack of concurrency (429). */
+  readonly throttled?: boolean;
 }
 
 interface Ping {
@@ -96,14 +136,18 @@ interface Ping {
   readonly holdForMs?: number;
 }
 
-async function ping(target: WarmTarget, hold: Ping): Promise<PingAnswer> {
+async function ping(target: WarmTarget, hold: Ping, timeoutMs: number): Promise<PingAnswer> {
+  return withTimeout(timeoutMs, { error: 'TimeoutError' }, (abortSignal) => invoke(target, hold, abortSignal));
+}
+
+async function invoke(target: WarmTarget, hold: Ping, abortSignal: AbortSignal): Promise<PingAnswer> {
   const payload = { warmWeb: { v: 1, expected: target.concurrency, ...hold } };
   try {
     const out = await lambda.send(new InvokeCommand({
       FunctionName: target.functionArn,
       InvocationType: 'RequestResponse',
       Payload: Buffer.from(JSON.stringify(payload)),
-    }));
+    }), { abortSignal });
     if (out.FunctionError) return { error: 'FunctionError' };
     const body = JSON.parse(Buffer.from(out.Payload ?? []).toString('utf-8') || 'null');
     const answer = body?.warmWeb;
@@ -112,7 +156,9 @@ async function ping(target: WarmTarget, hold: Ping): Promise<PingAnswer> {
     }
     return answer;
   } catch (err) {
-    return { error: (err as Error).name || 'Error' };
+    const error = (err as Error).name || 'Error';
+    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    return { error, throttled: error === 'TooManyRequestsException' || status === 429 };
   }
 }
 
@@ -206,7 +252,12 @@ export function choosePlan(rounds: readonly PastRound[], n: number, roundMs: num
   return best.plan!;
 }
 
-export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
+/**
+ * Warms one target within the run's deadline (epoch ms; by default the function's timeout from now, less
+ * the reserve to answer): a round starts only if its longest hold and ROUND_SLACK_MS fit before it, and
+ * every ping is given up at it at the latest.
+ */
+export async function warmTarget(target: WarmTarget, deadlineMs = Date.now() + FUNCTION_TIMEOUT_MS - ANSWER_RESERVE_MS): Promise<TargetReport> {
   const started = Date.now();
   const n = target.concurrency;
   // Per concurrency: schedules warm one target at different N, and the spread grows with N.
@@ -218,35 +269,49 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
   let heldMsTotal = 0;
   let rounds = 0;
   let holdMs = fixedHoldMs;
+  let throttled = 0;
+  let outOfTime = false;
   // After a short round (an environment answered twice: it was freed before the last ping arrived), the
   // top-up holds longer: early releases are answered while the dispatch is still under way, which can slow
   // it, and the same holds would fall short again.
   let widening = 1;
   const errors: Record<string, number> = {};
-  // A failed DryRun (throttled, denied) shows again in the pings, which report it.
-  await connect(target);
+  const fits = (hold: number) => deadlineMs - Date.now() >= hold + ROUND_SLACK_MS;
 
   while (rounds < MAX_ROUNDS) {
-    rounds += 1;
-    const round = `r-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
     const chosen = learned.get(key)?.plan;
     const plan = chosen && { ...chosen, scale: chosen.scale * widening, marginMs: chosen.marginMs * widening };
+    const longest = plan ? holdFor(plan, 0, n) : Math.min(fixedHoldMs * widening, MAX_HOLD_MS);
+    // A failed DryRun (throttled, denied) shows again in the pings, which report it.
+    if (rounds === 0 && fits(longest)) await connect(target, deadlineMs);
+    if (!fits(longest)) {
+      outOfTime = true;
+      break;
+    }
+    rounds += 1;
+    holdMs = longest;
+    const round = `r-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
     const roundStart = Date.now();
     // With a plan, each ping holds for its own share, counted on its environment's clock; holdUntilMs is
     // only a backstop (and what a shim that predates holdForMs holds to): twice the last round or the
-    // longest hold, whichever is longer.
-    holdMs = plan ? holdFor(plan, 0, n) : Math.min(fixedHoldMs * widening, MAX_HOLD_MS);
-    const holdUntilMs = roundStart + (plan ? Math.min(2 * Math.max(plan.roundMs, holdMs), MAX_HOLD_MS) : holdMs);
+    // longest hold, whichever is longer, and never past the point where the round could still answer.
+    const backstop = plan ? Math.min(2 * Math.max(plan.roundMs, holdMs), MAX_HOLD_MS) : holdMs;
+    const holdUntilMs = Math.min(roundStart + backstop, deadlineMs - ROUND_SLACK_MS);
+    const timeoutMs = Math.min(holdMs + PING_SLACK_MS, deadlineMs - roundStart);
+    const cutByDeadline = timeoutMs < holdMs + PING_SLACK_MS;
     const answers = await Promise.all(Array.from({ length: n }, (_, k) =>
-      ping(target, plan ? { round, holdUntilMs, holdForMs: holdFor(plan, k, n) } : { round, holdUntilMs })));
+      ping(target, plan ? { round, holdUntilMs, holdForMs: holdFor(plan, k, n) } : { round, holdUntilMs }, timeoutMs)));
 
     const ids = new Set<string>();
     const arrivals: Array<{ k: number; receivedAtMs: number }> = [];
     let answered = 0;
     let cold = 0;
+    let refused = 0;
     answers.forEach((answer, k) => {
       if (answer.error) {
         errors[answer.error] = (errors[answer.error] ?? 0) + 1;
+        if (answer.throttled) refused += 1;
+        if (answer.error === 'TimeoutError' && cutByDeadline) outOfTime = true;
         return;
       }
       answered += 1;
@@ -257,6 +322,7 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
       else if (typeof answer.receivedAtMs === 'number') arrivals.push({ k, receivedAtMs: answer.receivedAtMs });
     });
     coldStarts += cold;
+    throttled += refused;
     // Every warm round teaches, a short one too: leaving those out would remember only the rounds that
     // fit. A round that started environments does not: a cold one's arrival is the end of its INIT, and
     // starting them may have slowed the rest.
@@ -266,7 +332,10 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
     }
     if (ids.size < answered) widening *= WIDEN;
     // Environments that answered in any round of this run are warm: a top-up only has to reach the rest.
-    if (reached.size >= n || answered === 0) break;
+    // It still sends N pings: the environments already reached are idle now, and with fewer pings in
+    // flight Lambda would hand those out again instead of new ones. At the concurrency limit (a ping
+    // throttled) a top-up cannot get more environments, only more throttles.
+    if (reached.size >= n || answered === 0 || refused > 0) break;
   }
 
   const report: TargetReport = {
@@ -280,8 +349,19 @@ export async function warmTarget(target: WarmTarget): Promise<TargetReport> {
     heldMsTotal,
     durationMs: Date.now() - started,
     errors,
+    throttled,
+    outOfTime,
   };
   emitMetrics(report);
+  const name = functionNameOf(target.functionArn);
+  if (throttled > 0) {
+    console.warn(`warm-web warmer: ${name}: ${throttled} ping(s) throttled (429), ${reached.size}/${n} environments `
+      + 'warm; no top-up: the account\'s (or the function\'s reserved) concurrency is too low for warming.concurrency');
+  }
+  if (outOfTime) {
+    console.warn(`warm-web warmer: ${name}: out of time after ${rounds} round(s), ${reached.size}/${n} environments warm: the run must `
+      + `answer before the warmer function's timeout (${errors.TimeoutError ?? 0} ping(s) given up)`);
+  }
   return report;
 }
 
@@ -304,6 +384,7 @@ function emitMetrics(report: TargetReport) {
           { Name: 'ColdStartsDuringWarm', Unit: 'Count' },
           { Name: 'WarmRoundDurationMs', Unit: 'Milliseconds' },
           { Name: 'WarmPingErrors', Unit: 'Count' },
+          { Name: 'WarmPingThrottles', Unit: 'Count' },
         ],
       }],
     },
@@ -313,54 +394,99 @@ function emitMetrics(report: TargetReport) {
     ColdStartsDuringWarm: report.coldStarts,
     WarmRoundDurationMs: report.durationMs,
     WarmPingErrors: errorCount,
+    WarmPingThrottles: report.throttled,
     Target: report.functionArn,
     Errors: report.errors,
     Rounds: report.rounds,
+    OutOfTime: report.outOfTime,
   }) + '\n');
 }
 
-/** Warms every target at once; one target's failures never stop another's rounds. */
-export async function warmAll(targets: WarmTarget[]): Promise<TargetReport[]> {
+/** Warms every target at once, all within the run's deadline; one target's failures never stop another's rounds. */
+export async function warmAll(targets: WarmTarget[], deadlineMs?: number): Promise<TargetReport[]> {
   await closeConnections();
-  return Promise.all(targets.map((t) => warmTarget(t)));
+  return Promise.all(targets.map((t) => warmTarget(t, deadlineMs)));
 }
 
-/** CloudFormation passes numbers as strings; the schedule passes them as numbers. */
+/** Environments one target may ask for: the synth-time cap of WarmSchedule, enforced again for tokens. */
+const MAX_CONCURRENCY = 1000;
+
+/** A count given as a number, or as the numeric string a token (a CfnParameter) becomes; else NaN. */
+function countOf(raw: unknown): number {
+  if (typeof raw === 'number') return raw;
+  return typeof raw === 'string' && /^\s*[+-]?\d+(\.\d*)?\s*$/.test(raw) ? Number(raw) : NaN;
+}
+
+function concurrencyOf(raw: unknown, field: string): number {
+  // The pre-warm gets every schedule's concurrency when one is a token, and warms at the largest.
+  if (Array.isArray(raw) && raw.length > 0) return Math.max(...raw.map((c, j) => concurrencyOf(c, `${field}[${j}]`)));
+  const concurrency = countOf(raw);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
+    throw new Error(`warmer: ${field} must be an integer from 1 to ${MAX_CONCURRENCY}, got ${JSON.stringify(raw)}`);
+  }
+  return concurrency;
+}
+
+/** CloudFormation passes numbers as strings; the schedule passes them as numbers (as strings too, from a token). */
 export function parseTargets(raw: unknown): WarmTarget[] {
   if (!Array.isArray(raw) || raw.length === 0) {
     throw new Error(`warmer: expected a non-empty 'targets' list, got ${JSON.stringify(raw)}`);
   }
   return raw.map((t, i) => {
-    const functionArn = String(t?.functionArn ?? '');
-    const concurrency = Number(t?.concurrency);
-    const holdMs = Number(t?.holdMs);
-    if (!functionArn.startsWith('arn:') || !Number.isInteger(concurrency) || concurrency < 1 || !(holdMs > 0)) {
-      throw new Error(`warmer: target ${i} is malformed: ${JSON.stringify(t)}`);
+    const functionArn = t?.functionArn;
+    if (typeof functionArn !== 'string' || !functionArn.startsWith('arn:')) {
+      throw new Error(`warmer: targets[${i}].functionArn must be an alias ARN, got ${JSON.stringify(functionArn)}`);
     }
+    const concurrency = concurrencyOf(t.concurrency, `targets[${i}].concurrency`);
+    const holdMs = countOf(t.holdMs);
+    if (!(holdMs > 0)) throw new Error(`warmer: targets[${i}].holdMs must be a number above 0, got ${JSON.stringify(t.holdMs)}`);
     return { functionArn, concurrency, holdMs };
   });
 }
 
+/** The part of Lambda's context the warmer reads. */
+export interface WarmerContext {
+  getRemainingTimeInMillis(): number;
+}
+
+/** The CloudFormation answer is sent before this much is left of the function's time, or given up. */
+const RESPONSE_MARGIN_MS = 500;
+
 /**
  * Scheduled runs get `{ targets }`. The pre-warm custom resource (one per published version) gets a
  * CloudFormation event; it warms on Create and Update and always reports SUCCESS, because a deploy must
- * not fail or roll back over a warm-up: the outcome is in the response data and the metrics.
+ * not fail or roll back over a warm-up: the outcome is in the response reason and data and the metrics.
+ * Either way the rounds end ANSWER_RESERVE_MS before the function's timeout (from `context`).
  */
-export async function handler(event: unknown): Promise<TargetReport[] | void> {
+export async function handler(event: unknown, context?: WarmerContext): Promise<TargetReport[] | void> {
+  const endMs = Date.now() + (context?.getRemainingTimeInMillis() ?? FUNCTION_TIMEOUT_MS);
+  const deadlineMs = endMs - ANSWER_RESERVE_MS;
   if (isCustomResourceEvent(event)) {
     const physicalResourceId = event.PhysicalResourceId ?? `warm-web-prewarm-${event.LogicalResourceId}`;
-    if (event.RequestType === 'Delete') {
-      return respond(event, { status: 'SUCCESS', reason: 'nothing to delete', physicalResourceId });
-    }
+    const answer = async (reason: string, data?: Record<string, unknown>) =>
+      respond(event, { status: 'SUCCESS', reason, physicalResourceId, data }, endMs - RESPONSE_MARGIN_MS);
+    if (event.RequestType === 'Delete') return answer('nothing to delete');
+    let reports: TargetReport[];
     try {
-      const reports = await warmAll(parseTargets(event.ResourceProperties.Targets));
-      const summary = reports.map((r) => `${functionNameOf(r.functionArn)}: ${r.distinct}/${r.expected}`).join(', ');
-      return await respond(event, { status: 'SUCCESS', reason: `pre-warmed ${summary}`, physicalResourceId, data: { Summary: summary } });
+      reports = await warmAll(parseTargets(event.ResourceProperties.Targets), deadlineMs);
     } catch (err) {
-      return respond(event, { status: 'SUCCESS', reason: `pre-warm skipped: ${(err as Error).message}`, physicalResourceId });
+      const message = (err as Error).message;
+      console.error(`warm-web warmer: pre-warm skipped, the deploy goes on: ${message}`);
+      return answer(`pre-warm skipped: ${message}`, { Error: message });
     }
+    const summary = reports.map((r) => `${functionNameOf(r.functionArn)}: ${r.distinct}/${r.expected}${notes(r)}`).join(', ');
+    return answer(`pre-warmed ${summary}`, { Summary: summary });
   }
-  const reports = await warmAll(parseTargets((event as WarmerEvent | undefined)?.targets));
+  const reports = await warmAll(parseTargets((event as WarmerEvent | undefined)?.targets), deadlineMs);
   console.log(JSON.stringify({ warmer: 'done', reports }));
   return reports;
+}
+
+/** Why a pre-warm reached fewer than N, for the CloudFormation reason. */
+function notes(report: TargetReport): string {
+  const why = [
+    ...(report.throttled > 0 ? [`${report.throttled} throttled`] : []),
+    ...(report.outOfTime ? ['out of time'] : []),
+  ];
+  return why.length > 0 ? ` (${why.join(', ')})` : '';
 }

@@ -2,7 +2,9 @@ import * as http from 'http';
 import { AddressInfo } from 'net';
 import { InvokeCommand, InvokeCommandInput, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { choosePlan, handler, holdFor, parseTargets, pastRound, TargetReport, warmTarget } from '../lib/warmer.lambda';
+import {
+  ANSWER_RESERVE_MS, choosePlan, handler, holdFor, parseTargets, pastRound, ROUND_SLACK_MS, TargetReport, warmTarget,
+} from '../lib/warmer.lambda';
 
 const lambdaMock = mockClient(LambdaClient);
 const ARN = 'arn:aws:lambda:us-east-1:123456789012:function:web:live';
@@ -31,11 +33,32 @@ function pingCalls() {
 }
 
 let stdout: jest.SpyInstance;
+let warnings: jest.SpyInstance;
+let errorLines: jest.SpyInstance;
 beforeEach(() => {
   lambdaMock.reset();
   stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  warnings = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+  errorLines = jest.spyOn(console, 'error').mockImplementation(() => undefined);
 });
-afterEach(() => stdout.mockRestore());
+afterEach(() => {
+  stdout.mockRestore();
+  warnings.mockRestore();
+  errorLines.mockRestore();
+});
+
+/** A Lambda context whose function times out `ms` from now. */
+function contextEnding(ms: number) {
+  const end = Date.now() + ms;
+  return { end, getRemainingTimeInMillis: () => end - Date.now() };
+}
+
+/** Pings that never answer, as a target whose environments hang. */
+const silent = () => new Promise<never>(() => undefined);
+
+function throttle(name = 'TooManyRequestsException', httpStatusCode = 429): never {
+  throw Object.assign(new Error('Rate Exceeded.'), { name, $metadata: { httpStatusCode } });
+}
 
 function metricLines(): Array<Record<string, unknown>> {
   return stdout.mock.calls.map((c) => String(c[0])).filter((l) => l.includes('"_aws"')).map((l) => JSON.parse(l));
@@ -136,8 +159,10 @@ test('emits one EMF line per target with coverage, distinct, cold starts and rou
   const [line] = lines as Array<Record<string, any>>;
   expect(line._aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: 'WarmWeb', Dimensions: [['FunctionName']] });
   expect(line._aws.CloudWatchMetrics[0].Metrics.map((m: { Name: string }) => m.Name)).toEqual(
-    ['DistinctEnvironmentsWarmed', 'WarmCoverage', 'ColdStartsDuringWarm', 'WarmRoundDurationMs', 'WarmPingErrors']);
-  expect(line).toMatchObject({ FunctionName: 'web', DistinctEnvironmentsWarmed: 2, WarmCoverage: 1, ColdStartsDuringWarm: 1, WarmPingErrors: 0 });
+    ['DistinctEnvironmentsWarmed', 'WarmCoverage', 'ColdStartsDuringWarm', 'WarmRoundDurationMs', 'WarmPingErrors', 'WarmPingThrottles']);
+  expect(line).toMatchObject({
+    FunctionName: 'web', DistinctEnvironmentsWarmed: 2, WarmCoverage: 1, ColdStartsDuringWarm: 1, WarmPingErrors: 0, WarmPingThrottles: 0, OutOfTime: false,
+  });
   expect(line.WarmRoundDurationMs).toBeGreaterThanOrEqual(0);
 });
 
@@ -319,12 +344,96 @@ describe('pastRound, choosePlan and holdFor', () => {
   });
 });
 
-test('parseTargets accepts CloudFormation strings and rejects malformed targets', () => {
+test('parseTargets accepts CloudFormation strings and rejects malformed targets, naming the field and the value', () => {
   expect(parseTargets([{ functionArn: ARN, concurrency: '3', holdMs: '250' }])).toEqual([{ functionArn: ARN, concurrency: 3, holdMs: 250 }]);
   expect(() => parseTargets([])).toThrow(/expected a non-empty 'targets' list/);
   expect(() => parseTargets(undefined)).toThrow(/expected a non-empty 'targets' list, got undefined/);
-  expect(() => parseTargets([{ functionArn: 'web', concurrency: 1, holdMs: 1 }])).toThrow(/target 0 is malformed/);
-  expect(() => parseTargets([{ functionArn: ARN, concurrency: 0, holdMs: 1 }])).toThrow(/target 0 is malformed/);
+  expect(() => parseTargets([{ functionArn: 'web', concurrency: 1, holdMs: 1 }])).toThrow(/targets\[0\]\.functionArn must be an alias ARN, got "web"/);
+  expect(() => parseTargets([{ functionArn: ARN, concurrency: 0, holdMs: 1 }]))
+    .toThrow(/targets\[0\]\.concurrency must be an integer from 1 to 1000, got 0/);
+  expect(() => parseTargets([{ functionArn: ARN, concurrency: 1, holdMs: 'soon' }])).toThrow(/targets\[0\]\.holdMs must be a number above 0, got "soon"/);
+});
+
+describe('concurrency at run time (a token reaches the warmer as a string, unchecked at synth)', () => {
+  test.each([[1001], ['1500'], ['2.5'], ['ten'], [''], [null]])('%j is rejected with the field and the value', (concurrency) => {
+    expect(() => parseTargets([{ functionArn: ARN, concurrency: 5, holdMs: 250 }, { functionArn: ARN, concurrency, holdMs: 250 }]))
+      .toThrow(`warmer: targets[1].concurrency must be an integer from 1 to 1000, got ${JSON.stringify(concurrency)}`);
+  });
+
+  test('numeric strings from 1 to 1000 are taken; a list (the pre-warm of token schedules) warms at the largest', () => {
+    expect(parseTargets([{ functionArn: ARN, concurrency: '1000', holdMs: 250 }])[0].concurrency).toBe(1000);
+    expect(parseTargets([{ functionArn: ARN, concurrency: ['3', 7, '2'], holdMs: '250' }])[0].concurrency).toBe(7);
+    expect(() => parseTargets([{ functionArn: ARN, concurrency: ['3', '1001'], holdMs: 250 }]))
+      .toThrow('warmer: targets[0].concurrency[1] must be an integer from 1 to 1000, got "1001"');
+  });
+
+  test('a scheduled run with a bad target fails before any ping', async () => {
+    onPing(async () => answer('env', false, 0));
+    await expect(handler({ targets: [{ functionArn: ARN, concurrency: '5000', holdMs: 250 }] }))
+      .rejects.toThrow('targets[0].concurrency must be an integer from 1 to 1000, got "5000"');
+    expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(0);
+  });
+});
+
+describe('the run\'s deadline', () => {
+  test('pings that stay silent are given up at the deadline: the run reports and returns before the function\'s timeout', async () => {
+    onPing(silent);
+    const context = contextEnding(ANSWER_RESERVE_MS + ROUND_SLACK_MS + 50 + 300);
+    const [report] = await handler({ targets: [{ functionArn: ARN, concurrency: 3, holdMs: 50 }] }, context) as TargetReport[];
+    expect(Date.now()).toBeLessThan(context.end);
+    // One round, cut off; no top-up started without the time to finish it.
+    expect(pingCalls()).toHaveLength(3);
+    expect(report).toMatchObject({ rounds: 1, distinct: 0, coverage: 0, outOfTime: true, errors: { TimeoutError: 3 } });
+    expect(metricLines()).toEqual([expect.objectContaining({ WarmCoverage: 0, WarmPingErrors: 3, OutOfTime: true })]);
+    expect(warnings).toHaveBeenCalledWith(expect.stringMatching(/web: out of time after 1 round\(s\), 0\/3 environments warm.*3 ping\(s\) given up/));
+  }, 20_000);
+
+  test('a round that cannot finish with a margin before the deadline is not started, not even its DryRun invokes', async () => {
+    onPing(async () => answer('env', false, 0));
+    const context = contextEnding(ANSWER_RESERVE_MS + ROUND_SLACK_MS + 250 - 100);
+    const [report] = await handler({ targets: [{ functionArn: ARN, concurrency: 3, holdMs: 250 }] }, context) as TargetReport[];
+    expect(lambdaMock.commandCalls(InvokeCommand)).toHaveLength(0);
+    expect(report).toMatchObject({ rounds: 0, distinct: 0, coverage: 0, outOfTime: true, errors: {} });
+    expect(metricLines()).toEqual([expect.objectContaining({ WarmCoverage: 0, OutOfTime: true, Rounds: 0 })]);
+  });
+
+  test('a top-up starts only if its longer hold still fits', async () => {
+    // Every ping lands on one of two environments; the first round's holds (1 s) fit, the top-up's 1.5 s do not.
+    let n = 0;
+    onPing(async () => answer(`env-${n++ % 2}`, false, 0));
+    const deadlineMs = Date.now() + ROUND_SLACK_MS + 1000 + 400;
+    const report = await warmTarget({ functionArn: 'arn:aws:lambda:us-east-1:1:function:nofit:live', concurrency: 4, holdMs: 1000 }, deadlineMs);
+    expect(pingCalls()).toHaveLength(4);
+    expect(report).toMatchObject({ rounds: 1, distinct: 2, outOfTime: true, holdMs: 1000 });
+  });
+});
+
+describe('throttling', () => {
+  test('at the concurrency limit the warmer does not top up: N pings sent, the throttled ones counted and reported', async () => {
+    let n = 0;
+    // 4 environments to be had, 10 wanted.
+    onPing(async () => (n++ < 4 ? answer(`env-${n}`, true, 10) : throttle()));
+    const report = await warmTarget({ functionArn: 'arn:aws:lambda:us-east-1:1:function:limit:live', concurrency: 10, holdMs: 50 });
+    expect(pingCalls()).toHaveLength(10);
+    expect(report).toMatchObject({ rounds: 1, distinct: 4, coverage: 0.4, throttled: 6, errors: { TooManyRequestsException: 6 } });
+    expect(metricLines()).toEqual([expect.objectContaining({ FunctionName: 'limit', WarmPingThrottles: 6, WarmPingErrors: 6, WarmCoverage: 0.4 })]);
+    expect(warnings).toHaveBeenCalledWith(expect.stringMatching(/limit: 6 ping\(s\) throttled \(429\), 4\/10 environments warm; no top-up/));
+  });
+
+  test('any 429 is a throttle, whatever its error name', async () => {
+    let n = 0;
+    onPing(async () => (n++ < 1 ? answer('env-a', false, 10) : throttle('ThrottlingException')));
+    const report = await warmTarget({ functionArn: 'arn:aws:lambda:us-east-1:1:function:named:live', concurrency: 3, holdMs: 50 });
+    expect(report).toMatchObject({ rounds: 1, throttled: 2, errors: { ThrottlingException: 2 } });
+  });
+
+  test('other failures still get a top-up of N pings', async () => {
+    let n = 0;
+    onPing(async () => (++n === 2 ? { StatusCode: 200, FunctionError: 'Unhandled', Payload: Buffer.from('{}') as never } : answer(`env-${n}`, false, 10)));
+    const report = await warmTarget({ functionArn: 'arn:aws:lambda:us-east-1:1:function:flaky:live', concurrency: 3, holdMs: 50 });
+    expect(report).toMatchObject({ rounds: 2, distinct: 5, throttled: 0 });
+    expect(pingCalls()).toHaveLength(6);
+  });
 });
 
 describe('pre-warm custom resource', () => {
@@ -372,8 +481,29 @@ describe('pre-warm custom resource', () => {
     expect(responses[0]).toMatchObject({ Status: 'SUCCESS' });
   });
 
-  test('a broken warm-up never fails the deploy', async () => {
+  test('a broken warm-up never fails the deploy: SUCCESS, the failure in the reason and data, and a log line', async () => {
     await handler(event('Update', 'not a list'));
-    expect(responses[0]).toMatchObject({ Status: 'SUCCESS', Reason: expect.stringMatching(/pre-warm skipped: warmer: expected a non-empty 'targets' list/) });
+    expect(responses[0]).toMatchObject({
+      Status: 'SUCCESS',
+      Reason: expect.stringMatching(/pre-warm skipped: warmer: expected a non-empty 'targets' list/),
+      Data: { Error: expect.stringMatching(/expected a non-empty 'targets' list, got "not a list"/) },
+    });
+    expect(errorLines).toHaveBeenCalledWith(expect.stringMatching(/warm-web warmer: pre-warm skipped, the deploy goes on: warmer: expected/));
+  });
+
+  test('a pre-warm whose pings stay silent answers CloudFormation SUCCESS before the function\'s timeout', async () => {
+    onPing(silent);
+    const context = contextEnding(ANSWER_RESERVE_MS + ROUND_SLACK_MS + 20 + 300);
+    await handler(event('Create', [{ functionArn: ARN, concurrency: '2', holdMs: '20' }]), context);
+    expect(Date.now()).toBeLessThan(context.end);
+    expect(responses).toHaveLength(1);
+    expect(responses[0]).toMatchObject({ Status: 'SUCCESS', Reason: 'pre-warmed web: 0/2 (out of time)', Data: { Summary: 'web: 0/2 (out of time)' } });
+  }, 20_000);
+
+  test('a throttled pre-warm says so in its reason', async () => {
+    let n = 0;
+    onPing(async () => (n++ < 1 ? answer('env-a', true, 10) : throttle()));
+    await handler(event('Create', [{ functionArn: ARN, concurrency: '3', holdMs: '20' }]));
+    expect(responses[0]).toMatchObject({ Status: 'SUCCESS', Reason: 'pre-warmed web: 1/3 (2 throttled)' });
   });
 });

@@ -23,8 +23,12 @@ export interface CustomResourceAnswer {
   readonly data?: Record<string, unknown>;
 }
 
-/** PUTs the answer to the pre-signed URL CloudFormation waits on. */
-export async function respond(event: CustomResourceEvent<unknown>, answer: CustomResourceAnswer): Promise<void> {
+/**
+ * PUTs the answer to the pre-signed URL CloudFormation waits on, giving up at `deadlineMs` (epoch ms):
+ * the function must not be killed mid-request, and a rejected answer is retried by Lambda's own retry of
+ * the failed invoke.
+ */
+export async function respond(event: CustomResourceEvent<unknown>, answer: CustomResourceAnswer, deadlineMs = Infinity): Promise<void> {
   const body = JSON.stringify({
     Status: answer.status,
     Reason: answer.reason.slice(0, 3000),
@@ -36,11 +40,13 @@ export async function respond(event: CustomResourceEvent<unknown>, answer: Custo
   });
   const url = new URL(event.ResponseURL);
   const client = url.protocol === 'http:' ? http : https;
+  const timeout = Number.isFinite(deadlineMs) ? Math.max(1, deadlineMs - Date.now()) : undefined;
   await new Promise<void>((resolve, reject) => {
-    const req = client.request(url, { method: 'PUT', headers: { 'content-type': '', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = client.request(url, { method: 'PUT', headers: { 'content-type': '', 'content-length': Buffer.byteLength(body) }, timeout }, (res) => {
       res.resume();
       res.on('end', () => resolve());
     });
+    req.on('timeout', () => req.destroy(new Error(`custom resource: CloudFormation's response URL went quiet for ${timeout} ms`)));
     req.on('error', reject);
     req.end(body);
   });

@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { CustomResource, Duration, Stack, Token, Tokenization, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -8,6 +8,59 @@ import { Construct } from 'constructs';
 import { functionRoleAndLogs } from './private/function-role';
 
 const MAX_CONCURRENCY = 1000;
+/**
+ * The warmer function's timeout. A run's rounds end 5 s before it (the warmer reads its remaining time),
+ * so that it always emits its metrics and answers CloudFormation: warmer.lambda.ts FUNCTION_TIMEOUT_MS.
+ */
+const WARMER_TIMEOUT = Duration.minutes(2);
+/**
+ * How long CloudFormation waits for a pre-warm's answer: the warmer answers within its timeout; if it is
+ * killed (out of memory), Lambda retries the invoke after about a minute, and that run answers too.
+ */
+const PREWARM_SERVICE_TIMEOUT = Duration.seconds(2 * WARMER_TIMEOUT.toSeconds() + 60);
+
+/** Each cron field: its values, the names it takes, and the wildcards EventBridge Scheduler allows in it. */
+const CRON_FIELDS: Record<CronField, { min: number; max: number; wildcards: string; names?: readonly string[] }> = {
+  minute: { min: 0, max: 59, wildcards: ', - * /' },
+  hour: { min: 0, max: 23, wildcards: ', - * /' },
+  day: { min: 1, max: 31, wildcards: ', - * ? / L W' },
+  month: { min: 1, max: 12, wildcards: ', - * /', names: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'] },
+  weekDay: { min: 1, max: 7, wildcards: ', - * ? L #', names: ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'] },
+  year: { min: 1970, max: 2199, wildcards: ', - * /' },
+};
+
+type CronField = 'minute' | 'hour' | 'day' | 'month' | 'weekDay' | 'year';
+
+/** Whether `text` is one value of the field: a number in its range or one of its names. */
+function cronValue(field: CronField, text: string): boolean {
+  const spec = CRON_FIELDS[field];
+  if (spec.names?.includes(text.toUpperCase())) return true;
+  return /^\d+$/.test(text) && Number(text) >= spec.min && Number(text) <= spec.max;
+}
+
+/**
+ * Whether a cron field is one EventBridge Scheduler accepts: `*`, `?` (day and weekDay), or a list of
+ * values, ranges `a-b` and steps `a/n`, `a-b/n`, `*\/n` (not in weekDay); `L`, `LW` and `15W` in day;
+ * `L`, `5L` and `6#3` (alone) in weekDay.
+ */
+function cronFieldValid(field: CronField, text: string): boolean {
+  const spec = CRON_FIELDS[field];
+  if (text === '*' || (text === '?' && spec.wildcards.includes('?'))) return true;
+  if (field === 'day' && /^(L|LW|\d+W)$/i.test(text)) return /^L/i.test(text) || cronValue(field, text.slice(0, -1));
+  if (field === 'weekDay' && /^\w+#\d$/.test(text)) {
+    const [day, nth] = text.split('#');
+    return cronValue(field, day) && Number(nth) >= 1 && Number(nth) <= 5;
+  }
+  if (field === 'weekDay' && /^(L|\w+L)$/i.test(text)) return text.length === 1 || cronValue(field, text.slice(0, -1));
+  return text.split(',').every((item) => {
+    const [range, step, ...rest] = item.split('/');
+    if (rest.length > 0 || (step !== undefined && !spec.wildcards.includes('/'))) return false;
+    if (step !== undefined && !(/^\d+$/.test(step) && Number(step) >= 1 && Number(step) <= spec.max)) return false;
+    if (range === '*') return step !== undefined;
+    const bounds = range.split('-');
+    return bounds.length <= 2 && bounds.every((b) => cronValue(field, b));
+  });
+}
 
 /**
  * Options for a cron warm schedule.
@@ -34,9 +87,27 @@ export class WarmSchedule {
   /**
    * Warm on a cron schedule in a time zone, e.g. every 5 minutes on weekdays 08:00–19:55 in Berlin:
    * `{ minute: '0/5', hour: '8-19', weekDay: 'MON-FRI', timeZone: TimeZone.EUROPE_BERLIN, concurrency: 20 }`.
+   * `minute` is required (`'*'` for every minute); each field is checked against EventBridge Scheduler's
+   * cron syntax, tokens excepted.
    */
   public static cron(options: WarmCronOptions): WarmSchedule {
     const { concurrency, ...cron } = options;
+    if (cron.minute === undefined) {
+      throw new Error('WarmSchedule.cron: give minute, e.g. \'0/5\' for every 5 minutes: without it the schedule warms every '
+        + 'minute, 5 times the runs (and pings) of the default; write minute: \'*\' if that is meant');
+    }
+    for (const field of Object.keys(CRON_FIELDS) as CronField[]) {
+      const value = cron[field];
+      if (value === undefined || Token.isUnresolved(value)) continue;
+      if (!cronFieldValid(field, value)) {
+        const { min, max, wildcards } = CRON_FIELDS[field];
+        throw new Error(`WarmSchedule.cron: ${field} must be an EventBridge Scheduler cron field (values ${min}-${max}, `
+          + `wildcards ${wildcards}), got '${value}'`);
+      }
+    }
+    if (cron.day === '?' && cron.weekDay === undefined) {
+      throw new Error('WarmSchedule.cron: day \'?\' needs a weekDay (one of day and weekDay must be \'?\', not both), got day \'?\' alone');
+    }
     return new WarmSchedule(scheduler.ScheduleExpression.cron(cron), concurrency, 'cron');
   }
 
@@ -131,8 +202,9 @@ export class Warmer extends Construct {
       // One vCPU (Lambda's CPU share grows with memory up to 1,769 MB): the warmer's CPU sets how fast its
       // N pings go out, and every ping holds until the last one arrives (npm run bench:warmer-cpu).
       memorySize: 1769,
-      // Three rounds, each up to a 10 s hold plus a cold target's INIT.
-      timeout: Duration.minutes(2),
+      // Three rounds, each up to a 10 s hold plus a cold target's INIT; the rounds share it, less the
+      // time kept to answer.
+      timeout: WARMER_TIMEOUT,
       role,
       logGroup,
     });
@@ -178,7 +250,8 @@ export class Warmer extends Construct {
     schedules.forEach((schedule, i) => {
       new scheduler.Schedule(target, `Schedule${i}`, {
         schedule: schedule.expression,
-        description: `Warm ${schedule.concurrency} environments of ${alias.node.path}`,
+        // A number token would show as a huge negative number in a string, not as its reference.
+        description: `Warm ${Tokenization.stringifyNumber(schedule.concurrency)} environments of ${alias.node.path}`,
         target: new targets.LambdaInvoke(this.lambdaFunction, {
           role: this.schedulerRole,
           input: scheduler.ScheduleTargetInput.fromObject({
@@ -191,11 +264,17 @@ export class Warmer extends Construct {
     });
 
     if (options.prewarmOnDeploy ?? true) {
+      // The largest scheduled concurrency; with a token among them (which Math.max would take for a huge
+      // negative number), all of them, and the warmer takes the largest at deploy time.
+      const concurrencies = schedules.map((s) => s.concurrency);
+      const concurrency = concurrencies.some((c) => Token.isUnresolved(c)) && concurrencies.length > 1 ? concurrencies : Math.max(...concurrencies);
       const prewarm = new CustomResource(target, 'Prewarm', {
         serviceToken: this.lambdaFunction.functionArn,
         resourceType: 'Custom::WarmWebPrewarm',
+        // Not CloudFormation's default of an hour for a warmer that never answered.
+        serviceTimeout: PREWARM_SERVICE_TIMEOUT,
         properties: {
-          Targets: [{ functionArn: alias.functionArn, concurrency: Math.max(...schedules.map((s) => s.concurrency)), holdMs }],
+          Targets: [{ functionArn: alias.functionArn, concurrency, holdMs }],
           // A new version is a new warm-up; config-only changes of the warmer are not.
           Version: alias.version.version,
         },

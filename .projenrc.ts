@@ -66,7 +66,11 @@ const project = new awscdk.AwsCdkConstructLibrary({
   pullRequestTemplate: false,
 });
 
-for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/lib/runtime/python/', '.venv/', '/.venv-py*/', 'cdk.out/']) {
+// The package carries what runs: compiled .js, .d.ts, .jsii, assets/, README, LICENSE, API.md. No .ts
+// sources (a ts-node app with --prefer-ts-exts would load them), no runtime or handler sources (their
+// bundles are in assets/), no tests' local Lambda endpoint.
+for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/.ci/', '.venv/', '/.venv-py*/', 'cdk.out/',
+  '/lib/**/*.ts', '!/lib/**/*.d.ts', '/lib/runtime/', '/lib/local/', '/lib/*.lambda.*']) {
   project.addPackageIgnore(pattern);
 }
 

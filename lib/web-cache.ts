@@ -131,7 +131,7 @@ export class WebCache extends Construct {
         port: PORT,
         snapshotRetentionLimit: 1,
       });
-      group.addDependency(subnetGroup);
+      group.node.addDependency(subnetGroup);
       Validations.of(group).acknowledge({
         id: 'AwsSolutions-AEC5',
         reason: 'Only the functions\' security groups may connect; a non-default port adds no protection.',
@@ -173,8 +173,8 @@ export class WebCache extends Construct {
         userGroupId: `${unique}-users`,
         userIds: [defaultUser.userId, appUser.userId],
       });
-      userGroup.addDependency(defaultUser);
-      userGroup.addDependency(appUser);
+      userGroup.node.addDependency(defaultUser);
+      userGroup.node.addDependency(appUser);
       const cache = new elasticache.CfnServerlessCache(this, 'Resource', {
         serverlessCacheName: unique,
         engine: 'valkey',
@@ -189,7 +189,7 @@ export class WebCache extends Construct {
         },
         snapshotRetentionLimit: 1,
       });
-      cache.addDependency(userGroup);
+      cache.node.addDependency(userGroup);
       this.hitRate = (period) => new cloudwatch.Metric({
         namespace: 'AWS/ElastiCache',
         metricName: 'CacheHitRate',

@@ -160,8 +160,10 @@ class CodeStore extends Construct {
     });
     Validations.of(this.bucket).acknowledge({
       id: 'AwsSolutions-S1',
-      reason: 'Only deployments write here and only the functions\' roles read their own archive keys; '
-        + 'CloudTrail records those API calls. Server access logs would need a second bucket for no added signal.',
+      reason: 'Only the deploy-time copier writes here and each function role reads only its own archive key. '
+        + 'A replaced or altered object is refused, not run: the runtime checks every byte against the SHA-256 in '
+        + 'the function configuration. No per-object audit trail is kept here (CloudTrail logs object reads and '
+        + 'writes only with data events): enable data events or server access logs if you need one.',
     });
 
     const { role, logGroup } = functionRoleAndLogs(this, { role: 'CopierRole', logGroup: 'CopierLogs' }, {

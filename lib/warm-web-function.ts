@@ -140,6 +140,17 @@ export interface WarmWebFunctionOptions {
   readonly prime?: string[];
 
   /**
+   * A path prefix the app is mounted under, e.g. `/api`. When a request's path starts with it (as a
+   * whole segment), the shim takes it off the path and hands it to the app as the script name: WSGI
+   * `SCRIPT_NAME`, ASGI `root_path`, Node `req.aws.basePath` (after any stage prefix). For a prefix the
+   * event cannot tell, such as an ALB path rule or routes that all start with the same segment; a REST
+   * API's custom-domain base path mapping is found without it. Sets `WARM_WEB_BASE_PATH`.
+   *
+   * @default - none
+   */
+  readonly basePath?: string;
+
+  /**
    * INIT that takes longer than this logs a warning and emits `SlowInit` (Lambda restarts an on-demand
    * INIT that passes 10 s inside the first invoke).
    *
@@ -477,16 +488,22 @@ function validateStrategy(props: WarmWebFunctionProps, runtime: lambda.Runtime) 
       throw new Error(`prime: paths must start with '/', got '${bad}'`);
     }
   }
+  const basePath = props.basePath;
+  if (basePath !== undefined && !Token.isUnresolved(basePath)
+    && (!basePath.startsWith('/') || basePath.endsWith('/') || /[?#]/.test(basePath))) {
+    throw new Error(`WarmWebFunction basePath must start with '/', not end with '/' and hold no '?' or '#' (for example '/api'), got '${basePath}'`);
+  }
   const threshold = props.initWarningThreshold;
   if (threshold && !threshold.isUnresolved() && (threshold.toMilliseconds() < 100 || threshold.toSeconds() > 10)) {
     throw new Error(`initWarningThreshold must be between 100 milliseconds and 10 seconds, got ${threshold.toHumanString()}`);
   }
 }
 
-/** Environment variables that tell the shim about priming, the INIT budget and async INIT. */
+/** Environment variables that tell the shim about priming, the INIT budget, async INIT and the base path. */
 function shimOptions(props: WarmWebFunctionProps): Record<string, string> {
   const env: Record<string, string> = {};
   if (props.prime?.length) env.WARM_WEB_PRIME = JSON.stringify(props.prime);
+  if (props.basePath !== undefined) env.WARM_WEB_BASE_PATH = props.basePath;
   if (props.initWarningThreshold) env.WARM_WEB_INIT_WARN_MS = String(props.initWarningThreshold.toMilliseconds());
   if (props.asyncInit) env.WARM_WEB_ASYNC_INIT = '1';
   return env;

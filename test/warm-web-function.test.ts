@@ -265,6 +265,17 @@ describe('WarmWebFunction cold-start strategy', () => {
     });
   });
 
+  test('basePath reaches the shim as WARM_WEB_BASE_PATH', () => {
+    const { stack } = stackWith({ basePath: '/api/v1' });
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: { WARM_WEB_BASE_PATH: '/api/v1' } },
+    });
+  });
+
+  test('a basePath token is not validated at synth time', () => {
+    expect(() => stackWith({ basePath: Lazy.string({ produce: () => 'api/' }) })).not.toThrow();
+  });
+
   test('without them the shim gets no options', () => {
     const { stack } = stackWith();
     const vars = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))[0].Properties.Environment.Variables;
@@ -280,6 +291,12 @@ describe('WarmWebFunction cold-start strategy', () => {
     [{ app: WebApp.nodeRequestListener('server.app'), asyncInit: true }, /asyncInit: only the Python shim can finish booting in the first invoke; server.app is a Node app/],
     [{ app: WebApp.pythonHandler('app.handler'), prime: ['/'] }, /prime: app.handler is a plain handler/],
     [{ prime: ['health'] }, /prime: paths must start with '\/', got 'health'/],
+    [{ basePath: 'api' }, /WarmWebFunction basePath must start with '\/', not end with '\/' and hold no '\?' or '#' \(for example '\/api'\), got 'api'/],
+    [{ basePath: '/api/' }, /WarmWebFunction basePath .*, got '\/api\/'/],
+    [{ basePath: '/' }, /WarmWebFunction basePath .*, got '\/'/],
+    [{ basePath: '' }, /WarmWebFunction basePath .*, got ''/],
+    [{ basePath: '/api?x=1' }, /WarmWebFunction basePath .*, got '\/api\?x=1'/],
+    [{ basePath: '/api#top' }, /WarmWebFunction basePath .*, got '\/api#top'/],
     [{ initWarningThreshold: Duration.seconds(12) }, /initWarningThreshold must be between 100 milliseconds and 10 seconds, got 12 seconds/],
   ])('rejects %#', (props, message) => {
     expect(() => stackWith(props as Partial<WarmWebFunctionProps>)).toThrow(message);

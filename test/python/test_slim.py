@@ -423,7 +423,7 @@ def _tar_header(name, kind=b"0", size=0, link=b""):
     (_tar_header(b"dev", b"3"), "unsupported tar entry type"),
 ])
 def test_unsafe_entries_are_refused(tmp_path, header, message):
-    unpacker = slim._Unpacker(os.fsencode(str(tmp_path)), FIXED_MTIME, False)
+    unpacker = slim._Unpacker(os.fsencode(str(tmp_path)), FIXED_MTIME, False, slim._Entries(1 << 20), 1024)
     with pytest.raises(slim._Fail, match=message):
         unpacker.feed(header)
     assert os.listdir(tmp_path) == []

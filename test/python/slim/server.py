@@ -1,6 +1,7 @@
 """A real S3-compatible server on loopback for the slim loader's tests: moto's server in a child process
 (from whichever Python on this machine has moto), plain-HTTP helpers to fill it (moto's server does
-not check signatures), and a TCP proxy in front of it that can die in the middle of a response."""
+not check signatures), a TCP proxy in front of it that can die in the middle of a response, a server
+that trickles bytes, and the packer and hostile-archive crafter run from Python."""
 import os
 import shutil
 import socket
@@ -170,3 +171,80 @@ def pack(src, out, shard_bytes=None, exclude=None):
             str(shard_bytes or ""), "", ",".join(exclude or [])]
     out_text = subprocess.check_output(args, cwd=ROOT, stderr=subprocess.PIPE, timeout=300)
     return json.loads(out_text)
+
+
+def hostile(case, out):
+    """Writes the hostile archive ``case`` with the Node helper's crafter (test/slim/hostile.ts); returns
+    its JSON line (sha256 = WARM_WEB_SLIM_SHA256, size, unpacked, fileSha256)."""
+    import json
+    args = ["npx", "ts-node", "--transpile-only", "test/slim/hostile.ts", case, out]
+    return json.loads(subprocess.check_output(args, cwd=ROOT, stderr=subprocess.PIPE, timeout=300))
+
+
+class TricklingServer:
+    """A loopback HTTP server that answers every ranged GET of ``data`` with 206 and the right headers,
+    sends the first ``fast`` bytes of the range at once when the range starts at 0 (none otherwise),
+    then one more byte every ``every`` seconds: the slow S3 a deadline is for. ``ranges`` lists the
+    Range headers in the order they arrived; ``sent`` counts the body bytes written."""
+
+    def __init__(self, data, fast, every=5.0):
+        self.data = data
+        self.fast = fast
+        self.every = every
+        self.ranges = []
+        self.sent = 0
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        with client:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            lines = request.decode("latin1").split("\r\n")[1:]
+            spec = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines if ": " in line)}["range"]
+            with self.lock:
+                self.ranges.append(spec)
+            first, _, last = spec[len("bytes="):].partition("-")
+            first = int(first)
+            last = int(last) if last else len(self.data) - 1
+            body = self.data[first:last + 1]
+            head = (f"HTTP/1.1 206 Partial Content\r\nContent-Length: {len(body)}\r\n"
+                    f"Content-Range: bytes {first}-{last}/{len(self.data)}\r\n\r\n")
+            try:
+                client.sendall(head.encode())
+                quick = self.fast if first == 0 else 0
+                client.sendall(body[:quick])
+                self._count(quick)
+                for pos in range(quick, len(body)):
+                    if self.stopped.wait(self.every):
+                        return
+                    client.sendall(body[pos:pos + 1])
+                    self._count(1)
+            except OSError:
+                return
+
+    def _count(self, n):
+        with self.lock:
+            self.sent += n
+
+    def close(self):
+        self.stopped.set()
+        self.listener.close()

@@ -155,3 +155,20 @@ def test_repeated_request_headers_are_joined(shims, shape):
     seen = json.loads(read(shape, shims["flask"].handle(event, FakeContext())).body)
     assert seen["cookies"] == [["a", "1"], ["b", "2"]]
     assert seen["x_test"] == "one,two"
+
+
+def test_single_value_alb_warns_once_about_dropped_cookies(monkeypatch, capsys):
+    monkeypatch.setattr(events, "_warned", [])
+    monkeypatch.setattr(rawapps, "cookies", _wsgi_response(
+        [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")], b""), raising=False)
+    shim = load("rawapps:cookies", "wsgi")
+    for _ in range(3):
+        answer = shim.handle(alb(Spec(path="/"), multi=False), FakeContext())
+        assert answer["headers"]["set-cookie"] == "b=2"
+    err = capsys.readouterr().err
+    assert err.count("returns only the last Set-Cookie") == 1
+    # A response with one cookie loses nothing and says nothing.
+    monkeypatch.setattr(events, "_warned", [])
+    monkeypatch.setattr(rawapps, "cookies", _wsgi_response([("Set-Cookie", "a=1")], b""))
+    load("rawapps:cookies", "wsgi").handle(alb(Spec(path="/"), multi=False), FakeContext())
+    assert "Set-Cookie" not in capsys.readouterr().err

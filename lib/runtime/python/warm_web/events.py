@@ -11,6 +11,8 @@ _PLAIN = "text/plain; charset=utf-8"
 # Characters a path keeps as they are when a decoded path is %-encoded again ('%' is not one).
 _PATH_SAFE = "/:@!$&'()*+,;=~"
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+# Function URLs keep the path as the client sent it; HTTP APIs (any other domain) decode rawPath.
+_FUNCTION_URL_DOMAIN = re.compile(r"\.lambda-url\.[a-z0-9-]+\.on\.aws$")
 BAD_BASE64 = "warm-web: the event's body is marked isBase64Encoded but is not valid base64"
 
 
@@ -194,7 +196,7 @@ def _http_request(event, base):
     context = event["requestContext"]
     http = context["http"]
     path = event.get("rawPath") or "/"
-    if ".lambda-url." not in context.get("domainName", ""):
+    if not _FUNCTION_URL_DOMAIN.search(context.get("domainName") or ""):
         # HTTP API hands rawPath over %-decoded (a Function URL does not): encode it again so
         # that it is decoded exactly once, like every other path.
         path = quote(path, safe=_PATH_SAFE)
@@ -275,6 +277,17 @@ def _http_response(status, headers, body, event):
     return answer
 
 
+_warned = []
+
+
+def _warn_alb_cookies():
+    if not _warned:
+        _warned.append(True)
+        print("warm-web: ALB without multi-value headers returns only the last Set-Cookie; "
+              "enable lambda.multi_value_headers.enabled on the target group",
+              file=sys.stderr, flush=True)
+
+
 def _alb_response(status, headers, body, event):
     multi = event.get("multiValueHeaders") is not None
     out, cookies, encoded = _response_headers(headers, multi)
@@ -282,6 +295,8 @@ def _alb_response(status, headers, body, event):
         # Without multi-value headers ALB takes one value per name (names are not case
         # sensitive), and of repeats the last: enable multi-value headers for several cookies.
         out["set-cookie"] = cookies[-1]
+        if len(cookies) > 1:
+            _warn_alb_cookies()
     answer = _answer(status, "multiValueHeaders" if multi else "headers", out, body, encoded)
     try:
         answer["statusDescription"] = f"{status} {HTTPStatus(status).phrase}"

@@ -15,7 +15,10 @@ const project = new awscdk.AwsCdkConstructLibrary({
   // cdk-nag 3 needs the validation context that first shipped in 2.258.0.
   cdkVersion: '2.258.0',
   jsiiVersion: '~6.0.0',
-  keywords: ['cdk', 'lambda', 'django', 'flask', 'fastapi', 'express', 'wsgi', 'asgi', 'cold-start'],
+  // Construct Hub lists packages with the awscdk keyword.
+  keywords: ['awscdk', 'cdk', 'lambda', 'django', 'flask', 'fastapi', 'express', 'wsgi', 'asgi', 'cold-start'],
+  // Nothing of it has run on AWS yet: experimental until it has.
+  stability: 'experimental',
   publishToPypi: {
     distName: 'cdk-warm-web',
     module: 'cdk_warm_web',
@@ -76,6 +79,8 @@ for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/.ci/', 
 
 // npm ci fails on a lock made here unless every unrs-resolver binding resolves to the same release.
 project.package.addField('overrides', { 'unrs-resolver': '~1.12.2' });
+// Synth runs on the user's Node: jsii and aws-cdk-lib support 20 and later.
+project.package.addEngine('node', '>= 20.0.0');
 
 // Runtime shims: built into assets/ at compile time and shipped in the npm package as Lambda layers.
 const bundleNodeShim = project.addTask('bundle:node-shim', {

@@ -166,8 +166,10 @@ export interface WarmingOptions {
  * warm environments, and proves it.
  *
  * Each run sends N concurrent pings that each hold until the last of them has arrived, counts the
- * distinct environment ids that answer, tops up when fewer than N answered, and publishes `WarmCoverage`,
- * `DistinctEnvironmentsWarmed`, `ColdStartsDuringWarm` and `WarmRoundDurationMs` (namespace `WarmWeb`).
+ * distinct environment ids that answer, tops up when fewer than N answered (not when a ping was throttled,
+ * and only while the run's time allows), and publishes `WarmCoverage`, `DistinctEnvironmentsWarmed`,
+ * `ColdStartsDuringWarm`, `WarmRoundDurationMs`, `WarmPingErrors` and `WarmPingThrottles` (namespace
+ * `WarmWeb`).
  * Use `Warmer.of(scope)`; `WarmWebFunction` does it for you when given `warming`.
  */
 export class Warmer extends Construct {

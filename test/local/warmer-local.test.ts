@@ -12,15 +12,23 @@ jest.setTimeout(120_000);
 
 const requestLog = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-warm-')), 'requests.log');
 fs.writeFileSync(requestLog, '');
-const local = new LocalLambda([{
-  name: 'web',
-  runtime: 'python',
-  python: pythonForTests(),
-  codeDir: path.join(__dirname, 'apps'),
-  environment: { WARM_WEB_APP: 'counting_app:app', WARM_WEB_APP_KIND: 'wsgi', REQUEST_LOG: requestLog },
-}]);
+const app = { WARM_WEB_APP: 'counting_app:app', WARM_WEB_APP_KIND: 'wsgi', REQUEST_LOG: requestLog };
+const local = new LocalLambda([
+  { name: 'web', runtime: 'python', python: pythonForTests(), codeDir: path.join(__dirname, 'apps'), environment: app },
+  // An account with room for 4 environments: the 5th at once is throttled (429).
+  { name: 'capped', runtime: 'python', python: pythonForTests(), codeDir: path.join(__dirname, 'apps'), environment: app, maxEnvironments: 4 },
+  // Pings to a new environment stay silent for 10 s, its INIT.
+  {
+    name: 'hanging',
+    runtime: 'python',
+    python: pythonForTests(),
+    codeDir: path.join(__dirname, 'apps'),
+    environment: { WARM_WEB_APP: 'slow_init_app:app', WARM_WEB_APP_KIND: 'wsgi', INIT_SECONDS: '10' },
+  },
+]);
 let warmer: typeof WarmerModule;
 let stdout: jest.SpyInstance;
+let warnings: jest.SpyInstance;
 
 beforeAll(async () => {
   await local.start();
@@ -31,9 +39,11 @@ beforeAll(async () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   warmer = require('../../lib/warmer.lambda');
   stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  warnings = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
 });
 afterAll(async () => {
   stdout.mockRestore();
+  warnings.mockRestore();
   await local.stop();
 });
 
@@ -109,6 +119,25 @@ test('a run opens N connections, no more: its pings reuse those its DryRun invok
   const [report] = await warmer.warmAll([target]);
   expect(report).toMatchObject({ distinct: 300, errors: {} });
   expect(local.connectionsAccepted - before).toBe(300);
+});
+
+test('at the concurrency limit (real 429s) one round of N pings, no top-ups: the throttles are counted and published', async () => {
+  const [report] = await warmer.warmAll([{ functionArn: local.aliasArn('capped'), concurrency: 10, holdMs: 250 }]);
+  expect(report).toMatchObject({ rounds: 1, distinct: 4, coverage: 0.4, throttled: 6, errors: { TooManyRequestsException: 6 } });
+  // Before: three rounds, 30 pings sent and 18 throttled for 10 wanted.
+  expect(local.stats('capped')).toMatchObject({ invocations: 4, throttles: 6 });
+  const line = stdout.mock.calls.map((c) => String(c[0])).filter((l) => l.includes('"FunctionName":"capped"')).map((l) => JSON.parse(l)).pop();
+  expect(line).toMatchObject({ WarmPingThrottles: 6, WarmCoverage: 0.4 });
+  expect(warnings).toHaveBeenCalledWith(expect.stringMatching(/capped: 6 ping\(s\) throttled \(429\), 4\/10 environments warm; no top-up/));
+});
+
+test('pings held up by a 10 s INIT are given up at the run\'s deadline: the run returns before the function\'s timeout', async () => {
+  const end = Date.now() + warmer.ANSWER_RESERVE_MS + warmer.ROUND_SLACK_MS + 250 + 500;
+  const context = { getRemainingTimeInMillis: () => end - Date.now() };
+  const [report] = await warmer.handler({ targets: [{ functionArn: local.aliasArn('hanging'), concurrency: 2, holdMs: 250 }] }, context) as WarmerModule.TargetReport[];
+  expect(Date.now()).toBeLessThan(end);
+  expect(report).toMatchObject({ rounds: 1, distinct: 0, outOfTime: true, errors: { TimeoutError: 2 } });
+  expect(local.stats('hanging').environmentsStarted).toBe(2);
 });
 
 test('the app never saw a ping', () => {

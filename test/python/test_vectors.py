@@ -273,7 +273,10 @@ def asgi_app_for(spec):
 
 
 def _lower(headers):
-    return {name.lower(): value for name, value in headers.items()}
+    lowered = {name.lower(): value for name, value in headers.items()}
+    # Names differing only in case are one header to every HTTP hop: never two in an answer.
+    assert len(lowered) == len(headers), sorted(headers)
+    return lowered
 
 
 def check_answer(answer, want):

@@ -15,13 +15,12 @@ def _vector_event(name):
         return json.load(f)["event"]
 
 
-# One event per source, as the vectors have it: the builders below change only the request in it
-# (for ALB that leaves the target group, so an error vector's event serves as well as any).
+# One event per source, as the vectors have it: the builders below change only the request in it.
 _REST = _vector_event("requests/rest-null-multi-value")
 _HTTP = _vector_event("requests/http-named-stage")
 _URL = _vector_event("requests/url-basic")
-_ALB = {False: _vector_event("errors/bad-base64-alb-single"),
-        True: _vector_event("errors/bad-base64-alb-multi")}
+_ALB = {False: _vector_event("requests/alb-single-xff-append"),
+        True: _vector_event("requests/alb-multi-xff-append")}
 
 SOURCE_IP = _REST["requestContext"]["identity"]["sourceIp"]
 API_HOST = _REST["requestContext"]["domainName"]

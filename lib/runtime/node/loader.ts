@@ -1,9 +1,10 @@
 import { statSync } from 'fs';
+import { Server } from 'http';
 import { createRequire } from 'module';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
 import type { LambdaHandler } from './handler';
-import type { RequestListener } from './listener';
+import { type RequestListener, serverListener } from './listener';
 
 export interface LoadOptions {
   /** `path/module.export` relative to `taskRoot` (WARM_WEB_APP). */
@@ -60,9 +61,24 @@ function errorCode(error: unknown): unknown {
 }
 
 /**
+ * An exported http.Server (`module.exports = http.createServer(app)`) is served through its 'request'
+ * listeners, as it would be once listening; it is never made to listen.
+ */
+function serveServer(server: Server, kind: 'handler' | 'listener', what: string): LoadedApp {
+  if (kind === 'handler') {
+    throw new AppLoadError(`warm-web: ${what} is an http.Server, not a handler function (an http.Server is served with WebApp.nodeRequestListener)`);
+  }
+  if (server.listenerCount('request') === 0) {
+    throw new AppLoadError(`warm-web: ${what} is an http.Server without a 'request' listener (create it with http.createServer(app), or export the app itself)`);
+  }
+  return { kind, fn: serverListener(server) };
+}
+
+/**
  * Loads the app WARM_WEB_APP names. Synchronous (so INIT is finished when the runtime asks for the
  * first event) whenever require() can load the module, which covers CommonJS and, on Node >= 20.19,
- * ES modules without top-level await; otherwise returns a promise for the import().
+ * ES modules without top-level await; otherwise returns a promise for the import(). For a listener,
+ * an unset or empty NODE_ENV becomes `production` first.
  */
 export function loadApp(options: LoadOptions): LoadedApp | Promise<LoadedApp> {
   const { app, kind, taskRoot } = options;
@@ -93,6 +109,9 @@ export function loadApp(options: LoadOptions): LoadedApp | Promise<LoadedApp> {
     if (value === undefined) {
       throw new AppLoadError(`warm-web: ${describe}: ${file} has no export "${exportName}"`);
     }
+    if (value instanceof Server) {
+      return serveServer(value, kind, `${describe}: export "${exportName}" of ${file}`);
+    }
     if (typeof value !== 'function') {
       throw new AppLoadError(`warm-web: ${describe}: export "${exportName}" of ${file} is ${value === null ? 'null' : typeof value}, not a function`);
     }
@@ -103,6 +122,11 @@ export function loadApp(options: LoadOptions): LoadedApp | Promise<LoadedApp> {
     throw new AppLoadError(`warm-web: ${describe}: loading ${file} failed: ${messageOf(error)}`, error);
   };
 
+  if (kind === 'listener' && !process.env.NODE_ENV) {
+    // Set before the app is loaded, as Express reads it when the app is created. Unset, Express
+    // (finalhandler) sends stack traces to clients.
+    process.env.NODE_ENV = 'production';
+  }
   let exports: unknown;
   try {
     exports = createRequire(file)(file);

@@ -150,15 +150,13 @@ def test_a_replaced_shard_plants_nothing_for_the_next_init(server, crafted, sand
     env = slim_env(server, bad, sandbox)
 
     first = init(env, tmp_path)
-    assert first.returncode == 1, first.stderr
-    assert "SHA-256 mismatch" in first.stderr and "after 2 attempts" in first.stderr, first.stderr
-    assert_nothing_outside(sandbox)
-
     # The next INIT of the sandbox: the archive is still the replaced one, and must fail the same way,
     # not find a planted marker and import the attacker's app.py.
     second = init(env, tmp_path)
-    assert second.returncode == 1, second.stdout + second.stderr
     assert "attacker" not in second.stdout
+    assert first.returncode == 1, first.stderr
+    assert "SHA-256 mismatch" in first.stderr and "after 2 attempts" in first.stderr, first.stderr
+    assert second.returncode == 1, second.stdout + second.stderr
     assert "SHA-256 mismatch" in second.stderr, second.stderr
     assert_nothing_outside(sandbox)
 
@@ -218,14 +216,21 @@ def test_a_tree_another_init_completes_meanwhile_is_kept(server, crafted, sandbo
         # sandbox publishes the complete tree and imports from it.
         other = init(env, tmp_path)
         assert other.returncode == 0, other.stderr
-        seen["inode"] = os.stat(final).st_ino
-        seen["marker"] = (final / slim.MARKER).read_bytes()
+        # Held open as that INIT's imports would: an fd keeps the inode, so it cannot be reused.
+        seen["tree"] = os.open(final, os.O_RDONLY | os.O_DIRECTORY)
+        seen["app"] = os.open(final / "app.py", os.O_RDONLY)
         remove_stale(base)
 
     monkeypatch.setattr(slim, "_remove_stale", other_init_finishes_first)
-    assert slim.materialise(env, emit=False) == str(final)
-    assert os.stat(final).st_ino == seen["inode"]
-    assert (final / slim.MARKER).read_bytes() == seen["marker"]
+    try:
+        assert slim.materialise(env, emit=False) == str(final)
+        tree, app_py = os.fstat(seen["tree"]), os.fstat(seen["app"])
+    finally:
+        for fd in seen.values():
+            os.close(fd)
+    # Still the other INIT's tree, at the final path, none of it deleted.
+    assert os.path.samestat(tree, os.stat(final)) and tree.st_nlink > 0
+    assert os.path.samestat(app_py, os.stat(final / "app.py")) and app_py.st_nlink == 1
     assert os.listdir(sandbox / "warm-web") == [good["result"]["sha256"]]
 
 

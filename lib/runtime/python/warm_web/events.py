@@ -21,7 +21,8 @@ class BadRequest(ValueError):
 
 
 class Request:
-    """An HTTP request taken out of an event. Paths are as the event had them, maybe %-encoded.
+    """An HTTP request taken out of an event. Paths are %-encoded as on the wire (an HTTP API's
+    rawPath, which arrives decoded, is encoded again), to be decoded exactly once by the adapter.
 
     ``header_list`` is the headers as received: ``(lower-case name, value)`` pairs, repeats kept in
     order (ASGI passes them on so); ``headers`` joins repeats into one value per name (WSGI/CGI).
@@ -70,7 +71,8 @@ class Request:
         self.host = host
         self.port = headers.get("x-forwarded-port", port)
         self.client = client
-        self.user = user
+        # Claims are JSON: only a non-empty string can be a user name.
+        self.user = user if isinstance(user, str) and user else None
 
 
 def _address(entry):
@@ -122,7 +124,8 @@ def _strip(prefix, path):
 
 def _routed_prefix(event, path):
     """The prefix in front of what the REST resource matched, found from ``resource`` and
-    ``pathParameters`` (a custom domain's base path mapping is in ``path`` and nowhere else)."""
+    ``pathParameters`` (a custom domain's base path mapping is in front of both ``path`` and
+    ``requestContext.path``, so comparing the two cannot find it)."""
     resource = event.get("resource")
     params = event.get("pathParameters") or {}
     if not isinstance(resource, str) or not resource.startswith("/"):

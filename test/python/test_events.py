@@ -172,3 +172,26 @@ def test_single_value_alb_warns_once_about_dropped_cookies(monkeypatch, capsys):
     monkeypatch.setattr(rawapps, "cookies", _wsgi_response([("Set-Cookie", "a=1")], b""))
     load("rawapps:cookies", "wsgi").handle(alb(Spec(path="/"), multi=False), FakeContext())
     assert "Set-Cookie" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("authorizer, user", [
+    ({"principalId": "user-42"}, "user-42"),
+    ({"principalId": 42}, None),
+    ({"claims": {"sub": {"nested": 1}}}, None),
+    ({"principalId": ""}, None),
+    (None, None),
+])
+def test_remote_user_is_a_string_principal_or_absent(monkeypatch, authorizer, user):
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        start_response("204 No Content", [])
+        return []
+
+    monkeypatch.setattr(rawapps, "spy", app, raising=False)
+    event = rest_v1(Spec(path="/me"))
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
+    load("rawapps:spy", "wsgi").handle(event, FakeContext())
+    assert seen.get("REMOTE_USER") == user and seen["PATH_INFO"] == "/me"

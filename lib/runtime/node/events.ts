@@ -64,8 +64,7 @@ const PATH_ESCAPE = /%[0-9A-Fa-f]{2}|[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/gu;
 // Outside pchar / '/', '%' included: what a decoded path needs escaped.
 const DECODED_PATH_ESCAPE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/gu;
 
-// Function URLs keep the path as the client sent it; HTTP APIs (any other domain, custom ones included)
-// hand rawPath over decoded once (https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html).
+// https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html: <url-id>.lambda-url.<region>.on.aws
 const FUNCTION_URL_DOMAIN = /\.lambda-url\.[a-z0-9-]+\.on\.aws$/;
 
 // The alphabet and padding of RFC 4648 base64, the only encoding the integrations produce.
@@ -118,6 +117,15 @@ export function decodePath(path: string): string {
   } catch {
     return path;
   }
+}
+
+/**
+ * Whether a payload 2.0 rawPath arrives decoded: API Gateway HTTP APIs decode it once, on their
+ * execute-api domain or a custom one. Function URLs keep it as the client sent it, and so do events made
+ * without API Gateway (priming, local emulators), whose domainName is a bare host name such as localhost.
+ */
+function rawPathIsDecoded(domainName: string | undefined): boolean {
+  return domainName !== undefined && domainName.includes('.') && !FUNCTION_URL_DOMAIN.test(domainName);
 }
 
 function encodeComponent(text: string): string {
@@ -407,7 +415,7 @@ function httpApiRequest(event: Json, requestContext: Json, options: RecogniseOpt
   }
   const http = isObject(requestContext.http) ? requestContext.http : {};
   let path = stringOf(event.rawPath) ?? stringOf(http.path) ?? '/';
-  const functionUrl = FUNCTION_URL_DOMAIN.test(stringOf(requestContext.domainName) ?? '');
+  const decoded = rawPathIsDecoded(stringOf(requestContext.domainName));
   let stage = '';
   const stageName = stringOf(requestContext.stage);
   if (stageName && stageName !== '$default') {
@@ -419,13 +427,13 @@ function httpApiRequest(event: Json, requestContext: Json, options: RecogniseOpt
   }
   let encoded: string;
   let base: string;
-  if (functionUrl) {
-    [base, encoded] = splitBasePath(encodePath(path), encodedBasePath(options));
-    base = decodePath(base);
-  } else {
+  if (decoded) {
     let rest: string;
     [base, rest] = splitBasePath(path, options.basePath);
     encoded = encodeDecodedPath(rest);
+  } else {
+    [base, encoded] = splitBasePath(encodePath(path), encodedBasePath(options));
+    base = decodePath(base);
   }
   const method = stringOf(http.method) ?? 'GET';
   return buildRequest(method, encoded, stage + base, stringOf(event.rawQueryString) ?? '', builder, event, stringOf(http.sourceIp));

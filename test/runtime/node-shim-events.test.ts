@@ -178,7 +178,11 @@ describe('recogniseEvent', () => {
     ['AA=A', false],
     ['A===', false],
     ['AA\nEC', false],
+    ['AA E', false],
+    ['AAA!', false],
+    ['=AAA', false],
     ['-_8=', false],
+    ['QR==', true],
   ])('a body marked base64 %j is valid: %s', (body, valid) => {
     const event = { ...eventFor('url', { method: 'POST', path: '/' }), body, isBase64Encoded: true };
     expect(recogniseEvent(event)).toEqual(valid ? expect.objectContaining({ request: expect.any(Object) }) : { shape: 'http', invalid: INVALID_BASE64_BODY });

@@ -67,9 +67,6 @@ const DECODED_PATH_ESCAPE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/gu;
 // https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html: <url-id>.lambda-url.<region>.on.aws
 const FUNCTION_URL_DOMAIN = /\.lambda-url\.[a-z0-9-]+\.on\.aws$/;
 
-// The alphabet and padding of RFC 4648 base64, the only encoding the integrations produce.
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
 export const INVALID_BASE64_BODY = "warm-web: the event's body is marked isBase64Encoded but is not valid base64";
 
 function isObject(value: unknown): value is Json {
@@ -239,6 +236,21 @@ function forwardedClient(headers: Record<string, string | string[]>): string | u
   return last ? withoutPort(last) : undefined;
 }
 
+/**
+ * RFC 4648 base64 (the alphabet with + and /, padded), the only encoding the integrations produce, decoded;
+ * `undefined` for anything else. Buffer.from skips characters outside the alphabet and reads - and _ as
+ * + and /: a decoded length short of what the text's length promises, or a - or _, means it was not
+ * base64. (A regular expression over a 2 MB body costs ten times the decoding.)
+ */
+function decodeBase64(text: string): Buffer | undefined {
+  if (text.length % 4 !== 0) {
+    return undefined;
+  }
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  const decoded = Buffer.from(text, 'base64');
+  return decoded.length === (text.length / 4) * 3 - padding && !text.includes('-') && !text.includes('_') ? decoded : undefined;
+}
+
 /** The request body, or `undefined` when it is marked base64 but is not. */
 function decodeBody(event: Json): Buffer | undefined {
   const body = event.body;
@@ -248,8 +260,8 @@ function decodeBody(event: Json): Buffer | undefined {
   if (event.isBase64Encoded !== true) {
     return Buffer.from(body, 'utf8');
   }
-  // Buffer.from skips what is not base64 and decodes the rest: garbage would reach the app.
-  return body.length % 4 === 0 && BASE64.test(body) ? Buffer.from(body, 'base64') : undefined;
+  // Decoding whatever is there would hand the app garbage.
+  return decodeBase64(body);
 }
 
 /** `path` minus `prefix` when it starts with it as whole segments (`/api` matches `/api` and `/api/x`, not `/apix`). */

@@ -1,9 +1,10 @@
 // Event recognition and response formatting, rule by rule (the differential tests cover whole requests).
 import { eventFor, type Json, restEvent, vectorEvent } from './support/events';
+import { FIXTURES } from './support/fixtures';
 import {
   encodeDecodedPath, encodePath, formatResponse, type HttpRequest, type HttpResponse, INVALID_BASE64_BODY, recogniseEvent, type RecogniseOptions,
 } from '../../lib/runtime/node/events';
-import { basePathFrom } from '../../lib/runtime/node/shim';
+import { basePathFrom, createShim } from '../../lib/runtime/node/shim';
 
 /** The request a recognised, servable event carries (fails the test otherwise). */
 function requestOf(event: unknown, options?: RecogniseOptions): HttpRequest {
@@ -82,6 +83,16 @@ describe('base path', () => {
     ['/', 'just /'],
   ])('WARM_WEB_BASE_PATH=%s is refused (%s), naming the variable and the value', (value) => {
     expect(() => basePathFrom(value)).toThrow(`warm-web: WARM_WEB_BASE_PATH=${JSON.stringify(value)} is not a base path`);
+  });
+
+  test('a bad WARM_WEB_BASE_PATH fails INIT before the app is loaded', () => {
+    process.env.WARM_WEB_BASE_PATH = '/api/';
+    try {
+      expect(() => createShim({ app: 'recording-listener.listener', kind: 'listener', taskRoot: FIXTURES }))
+        .toThrow('warm-web: WARM_WEB_BASE_PATH="/api/" is not a base path');
+    } finally {
+      delete process.env.WARM_WEB_BASE_PATH;
+    }
   });
 
   test('WARM_WEB_BASE_PATH unset or empty is no base path', () => {

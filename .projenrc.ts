@@ -61,6 +61,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '/bench/results/*.tmp',
     '/examples/*/build/',
     '/dist/',
+    '.jsii.tabl.json',
   ],
   githubOptions: { mergify: false },
   buildWorkflow: false,
@@ -126,11 +127,27 @@ project.addTask('test:python', {
   exec: '.venv/bin/python -m pytest -q test/python',
   receiveArgs: true,
 });
-project.addTask('bindings:python', {
-  description: 'Generate the Python bindings (code only) and check every type of the API is in them',
-  exec: 'rm -rf dist/bindings && jsii-pacmak --target python --code-only -o dist/bindings '
-    + '&& node scripts/check-python-bindings.js .jsii dist/bindings/python/src/cdk_warm_web/__init__.py',
+// Every README and docstring sample must compile (fixtures in rosetta/): the tablet it writes is how the
+// Python README and docstrings are rendered in Python.
+const samples = project.addTask('docs:samples', {
+  description: 'Compile every README and docstring sample with jsii-rosetta (--strict) into .jsii.tabl.json',
+  exec: 'jsii-rosetta extract --strict .jsii',
 });
+// After every compile, so the package carries the tablet (Construct Hub renders the samples from it).
+project.postCompileTask.spawn(samples);
+const bindingsPython = project.addTask('bindings:python', {
+  description: 'Generate the Python bindings (code only, samples in Python) and check every type of the API is in them',
+});
+bindingsPython.exec('rm -rf dist/bindings && mkdir -p dist && node scripts/python-tablet.js dist/python.tabl.json '
+  + '&& jsii-pacmak --target python --code-only -o dist/bindings --rosetta-tablet dist/python.tabl.json --rosetta-unknown-snippets fail '
+  + '&& node scripts/check-python-bindings.js .jsii dist/bindings/python/src/cdk_warm_web/__init__.py');
+// jsii-pacmak's own Python build pins setuptools~=75.3.2 in an isolated environment; build the wheel
+// from the generated sources with the setuptools and build that the venv has instead.
+const packagePython = project.tasks.tryFind('package:python')!;
+packagePython.reset();
+packagePython.spawn(bindingsPython);
+packagePython.exec('rm -rf dist/python && .venv/bin/python -m build --no-isolation --skip-dependency-check --wheel '
+  + '--outdir dist/python dist/bindings/python');
 project.addTask('bench:shim', {
   description: 'Benchmark the runtime shims (INIT and per-request overhead)',
   exec: 'bash bench/shim/run.sh',

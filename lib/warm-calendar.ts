@@ -40,8 +40,16 @@ export interface WeeklyCalendarOptions {
  *   periods: [{ weekDays: 'MON-FRI', startHour: 8, endHour: 20, environments: 20 }],
  *   otherwise: 2,
  * });
- * warming: { schedules: calendar.warmSchedules() }
- * provisionedConcurrency: { minCapacity: 2, maxCapacity: 40, schedules: calendar.capacitySchedules() }
+ * new WarmWebFunction(this, 'Web', {
+ *   app: WebApp.wsgi('mysite.wsgi:application'),
+ *   code: WebCode.fromDirectory('build'),
+ *   provisionedConcurrency: { minCapacity: 2, maxCapacity: 40, schedules: calendar.capacitySchedules() },
+ * });
+ * new WarmWebFunction(this, 'Admin', {
+ *   app: WebApp.wsgi('admin.wsgi:application'),
+ *   code: WebCode.fromDirectory('admin'),
+ *   warming: { schedules: calendar.warmSchedules() },
+ * });
  * ```
  */
 export class WarmCalendar {

@@ -13,10 +13,10 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-# One Python environment (.venv) for the shim tests, the database tests and the benchmarks: the
-# frameworks the shim is tested against. pip tries PyPI and any configured mirror; failing lookups are
+# One Python environment (.venv) for the shim tests, the database tests, the benchmarks (the frameworks
+# the shim is tested against) and the wheel build. pip tries PyPI and any configured mirror; failing lookups are
 # not retried, so an offline mirror answers fast.
-PYTHON_REQUIREMENTS=(test/python/requirements.txt test/python/requirements-db.txt bench/shim/requirements.txt)
+PYTHON_REQUIREMENTS=(test/python/requirements.txt test/python/requirements-db.txt bench/shim/requirements.txt scripts/requirements-package.txt)
 want_python_env() {
   local stamp=.venv/.requirements.sha
   local sum

@@ -11,13 +11,14 @@ want_services
 want_moto
 want_cfn_lint
 
-step "build: bundle the runtime shims, compile with jsii"
+step "build: bundle the runtime shims, compile with jsii, API.md, every sample compiled (jsii-rosetta --strict)"
 # `compile` alone does not bundle: a clean clone has no assets/ until pre-compile runs.
 npx projen pre-compile
 npx projen compile
+npx projen post-compile
 
-step "Python bindings (jsii-pacmak --code-only)"
-npx projen bindings:python
+step "Python package: bindings with the samples in Python, and the wheel"
+npx projen package:python
 
 step "jest: constructs, examples, Node shim"
 npx projen test

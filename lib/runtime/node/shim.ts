@@ -61,7 +61,7 @@ export function basePathFrom(value: string | undefined): string | undefined {
     return undefined;
   }
   if (!/^(?:\/[^/?#]+)+$/.test(value)) {
-    throw new Error(`warm-web: WARM_WEB_BASE_PATH=${JSON.stringify(value)} is not a base path: it must start with "/", have no empty segment or trailing "/" and no "?" or "#" (e.g. /api or /shop/v1)`);
+    throw new Error(`warm-web: WARM_WEB_BASE_PATH=${JSON.stringify(value)} is not a base path (WarmWebFunction basePath): it must start with "/", have no empty segment or trailing "/" and no "?" or "#" (e.g. /api or /shop/v1)`);
   }
   return value;
 }

@@ -79,8 +79,8 @@ const TEMPLATES: Record<Shape, string> = {
   'rest': 'rest-basic',
   'http': 'http-basic',
   'url': 'url-basic',
-  'alb-multi': 'alb-multi-xff-append',
-  'alb-single': 'alb-single-xff-append',
+  'alb-multi': 'alb-multi-basic',
+  'alb-single': 'alb-single-basic',
 };
 
 function withBody(event: Json, spec: RequestSpec, absent: string | null | undefined): Json {

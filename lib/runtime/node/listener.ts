@@ -87,8 +87,7 @@ class MemorySocket extends Duplex {
    * 1xx heads (writeEarlyHints, writeContinue) come before the final one. Returns what follows the final head.
    */
   private takeHeads(text: string): string {
-    // Only a head split across writes is joined: a string body sent with its head can be megabytes.
-    let rest = this.headText ? this.headText + text : text;
+    let rest = this.headText + text;
     while (this.head === undefined) {
       const end = rest.indexOf(CRLF2);
       if (end < 0) {

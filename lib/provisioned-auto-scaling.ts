@@ -4,6 +4,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
+import { alarmOnce } from './private/alarms';
 
 /**
  * The statistic target tracking follows.
@@ -174,13 +175,13 @@ export class ProvisionedAutoScaling extends Construct {
    * Alarms as soon as a request spills over to on-demand environments.
    */
   public addSpilloverAlarm(): cloudwatch.Alarm {
-    return this.metricSpilloverInvocations({ period: Duration.minutes(5) }).createAlarm(this, 'SpilloverAlarm', {
+    return alarmOnce(this, 'SpilloverAlarm', 'addSpilloverAlarm', 0, () => this.metricSpilloverInvocations({ period: Duration.minutes(5) }).createAlarm(this, 'SpilloverAlarm', {
       alarmDescription: `Requests to ${this.alias.node.path} spilled over provisioned concurrency`,
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    }));
   }
 
   /**
@@ -194,13 +195,13 @@ export class ProvisionedAutoScaling extends Construct {
     if (threshold <= 0 || threshold > 1) {
       throw new Error(`addUtilizationAlarm: threshold must be in (0, 1], got ${threshold}`);
     }
-    return this.metricUtilization().createAlarm(this, 'UtilizationAlarm', {
+    return alarmOnce(this, 'UtilizationAlarm', 'addUtilizationAlarm', threshold, () => this.metricUtilization().createAlarm(this, 'UtilizationAlarm', {
       alarmDescription: `Provisioned concurrency of ${this.alias.node.path} is nearly exhausted`,
       threshold,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    }));
   }
 
   private aliasMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {

@@ -5,6 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { alarmOnce } from './private/alarms';
 import { deletionProtectionDefault } from './private/deletion-protection';
 import { dataSubnets } from './private/subnets';
 
@@ -513,13 +514,13 @@ export class ReadReplicaRouter extends Construct {
 
   /** Alarms when connections stay pinned for 15 minutes. */
   public addSessionPinningAlarm(): cloudwatch.Alarm {
-    return this.metricSessionPinned({ period: Duration.minutes(5) }).createAlarm(this, 'SessionPinningAlarm', {
+    return alarmOnce(this, 'SessionPinningAlarm', 'addSessionPinningAlarm', 0, () => this.metricSessionPinned({ period: Duration.minutes(5) }).createAlarm(this, 'SessionPinningAlarm', {
       alarmDescription: `Connections pinned through ${this.node.path}: look for SET, advisory locks or temp tables`,
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    }));
   }
 
   /**
@@ -536,7 +537,7 @@ export class ReadReplicaRouter extends Construct {
       throw new Error(`addConnectionSaturationAlarm: threshold is a percentage from 1 to 100, got ${threshold}`);
     }
     const period = Duration.minutes(5);
-    return new cloudwatch.Alarm(this, 'ConnectionSaturationAlarm', {
+    return alarmOnce(this, 'ConnectionSaturationAlarm', 'addConnectionSaturationAlarm', threshold, () => new cloudwatch.Alarm(this, 'ConnectionSaturationAlarm', {
       metric: new cloudwatch.MathExpression({
         expression: '100 * used / allowed',
         usingMetrics: {
@@ -551,7 +552,7 @@ export class ReadReplicaRouter extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    }));
   }
 
   /**
@@ -562,13 +563,13 @@ export class ReadReplicaRouter extends Construct {
    */
   public addReplicaLagAlarm(threshold: Duration = Duration.seconds(5)): cloudwatch.Alarm {
     const value = this.bound.aurora ? threshold.toMilliseconds() : threshold.toSeconds();
-    return this.metricReplicaLag({ period: Duration.minutes(1) }).createAlarm(this, 'ReplicaLagAlarm', {
+    return alarmOnce(this, 'ReplicaLagAlarm', 'addReplicaLagAlarm', value, () => this.metricReplicaLag({ period: Duration.minutes(1) }).createAlarm(this, 'ReplicaLagAlarm', {
       alarmDescription: `Readers of ${this.node.path} lag the writer by more than ${threshold.toHumanString()}`,
       threshold: value,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    }));
   }
 
   private proxyMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {

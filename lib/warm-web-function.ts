@@ -6,6 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { alarmOnce } from './private/alarms';
 import { functionRoleAndLogs } from './private/function-role';
 import { ensureS3GatewayEndpoint } from './private/subnets';
 import { ProvisionedAutoScaling, ProvisionedConcurrencyOptions } from './provisioned-auto-scaling';
@@ -434,13 +435,41 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     if (!this.warmed) {
       throw new Error(`addWarmCoverageAlarm: ${this.node.path} has no warming configured`);
     }
-    return this.metricWarmCoverage({ period: Duration.minutes(5) }).createAlarm(this, 'WarmCoverageAlarm', {
+    return alarmOnce(this, 'WarmCoverageAlarm', 'addWarmCoverageAlarm', 1, () => this.metricWarmCoverage({ period: Duration.minutes(5) }).createAlarm(this, 'WarmCoverageAlarm', {
       alarmDescription: `Fewer warm environments than wanted for ${this.node.path}, or the warmer stopped`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-    });
+    }));
+  }
+
+  /**
+   * Warm pings that Lambda throttled (429): the account's unreserved concurrency, or the function's
+   * reserved concurrency, is below what warming asks for.
+   *
+   * @default - sum over 5 minutes
+   */
+  public metricWarmPingThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.shimMetric('WarmPingThrottles', { statistic: 'Sum', ...props });
+  }
+
+  /**
+   * An alarm that fires when warm pings were throttled in 2 of 3 five-minute periods: warming cannot
+   * reach the environments it wants.
+   */
+  public addWarmThrottleAlarm(): cloudwatch.Alarm {
+    if (!this.warmed) {
+      throw new Error(`addWarmThrottleAlarm: ${this.node.path} has no warming configured`);
+    }
+    return alarmOnce(this, 'WarmThrottleAlarm', 'addWarmThrottleAlarm', 1, () => this.metricWarmPingThrottles({ period: Duration.minutes(5) }).createAlarm(this, 'WarmThrottleAlarm', {
+      alarmDescription: `Warm pings of ${this.node.path} throttled: too little concurrency for warming`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    }));
   }
 
   private shimMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
@@ -453,9 +482,15 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
   }
 }
 
+/** The most environments warming asks for, of the values known at synth (a token is not comparable). */
+function mostWarmed(warming: WarmingOptions): number {
+  const asked = [warming.concurrency ?? 1, ...(warming.schedules ?? []).map((s) => s.concurrency)];
+  return Math.max(...asked.filter((n) => !Token.isUnresolved(n)), 0);
+}
+
 function validateWarming(warming: WarmingOptions, reserved?: number) {
-  const wanted = Math.max(warming.concurrency ?? 1, ...(warming.schedules ?? []).map((s) => s.concurrency));
-  if (reserved !== undefined && !Token.isUnresolved(reserved) && !Token.isUnresolved(wanted) && wanted > reserved) {
+  const wanted = mostWarmed(warming);
+  if (reserved !== undefined && !Token.isUnresolved(reserved) && wanted > reserved) {
     throw new Error(`warming asks for ${wanted} environments but reservedConcurrentExecutions is ${reserved}: the pings would be throttled`);
   }
 }
@@ -515,9 +550,9 @@ function shimOptions(props: WarmWebFunctionProps): Record<string, string> {
  */
 function describeStrategy(scope: Construct, props: WarmWebFunctionProps, memoryMb: number, architecture: lambda.Architecture) {
   const pc = props.provisionedConcurrency;
-  const warmed = props.warming ? Math.max(props.warming.concurrency ?? 1, ...(props.warming.schedules ?? []).map((s) => s.concurrency)) : 0;
+  const warmed = props.warming ? mostWarmed(props.warming) : 0;
   if (!pc && !warmed && !props.snapStart) return;
-  if (Token.isUnresolved(memoryMb) || (pc && Token.isUnresolved(pc.minCapacity)) || Token.isUnresolved(warmed)) return;
+  if (Token.isUnresolved(memoryMb) || (pc && Token.isUnresolved(pc.minCapacity))) return;
   if (pc && warmed > 0 && warmed <= pc.minCapacity) {
     Annotations.of(scope).addWarningV2('cdk-warm-web:warmerAndProvisioned',
       `warming keeps ${warmed} environments warm but provisioned concurrency already keeps ${pc.minCapacity} ready: the warmer pays for environments that are always ready`);
@@ -532,9 +567,15 @@ function describeStrategy(scope: Construct, props: WarmWebFunctionProps, memoryM
     holdSeconds: (props.warming?.holdTime?.toMilliseconds() ?? 250) / 1000,
     restoresPerMonth: 30 * 24 * environments,
   });
-  Annotations.of(scope).addInfo(`ready-environment cost per month (us-east-1, ${environments} x ${memoryMb} MB): `
-    + `warmer $${cost.warmer}; provisioned concurrency $${cost.provisioned} configured, $${cost.provisionedNet} net of its cheaper `
-    + `duration at ${utilization} utilization; SnapStart $${cost.snapStart} (one version, ${30 * 24 * environments} restores). See docs/STRATEGIES.md`);
+  // provisionedNet is what provisioned concurrency adds to the bill against the same traffic on demand:
+  // negative above the break-even utilization, where it saves.
+  const net = cost.provisionedNet >= 0
+    ? `$${cost.provisionedNet.toFixed(2)} more than the same traffic on demand`
+    : `$${(-cost.provisionedNet).toFixed(2)} less than the same traffic on demand`;
+  Annotations.of(scope).addInfo(`cost per month of keeping ${environments} x ${memoryMb} MB environments ready (us-east-1 list prices): `
+    + `warmer $${cost.warmer.toFixed(2)}; provisioned concurrency $${cost.provisioned.toFixed(2)} configured, at ${Math.round(utilization * 100)} % `
+    + `utilization ${net}; SnapStart $${cost.snapStart.toFixed(2)} (one version, ${30 * 24 * environments} restores). `
+    + 'The README\'s "Provisioned concurrency and SnapStart" compares them');
 }
 
 /** Checks what the code needs against the props; returns the /tmp size to give the function. */

@@ -249,6 +249,7 @@ export class WarmWebStack extends Stack {
         width: 6,
       }));
       this.alarm(fn.addWarmCoverageAlarm());
+      this.alarm(fn.addWarmThrottleAlarm());
     }
     const pc = fn.provisionedAutoScaling;
     if (pc) {

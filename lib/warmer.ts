@@ -131,8 +131,8 @@ export class WarmSchedule {
  */
 export interface WarmingOptions {
   /**
-   * Distinct environments to keep warm on the default schedule (every 5 minutes). Ignored when
-   * `schedules` is given.
+   * Distinct environments to keep warm on the default schedule (every 5 minutes). Give either this or
+   * `schedules` (each schedule has its own concurrency), not both.
    *
    * @default 1
    */

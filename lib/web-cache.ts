@@ -5,6 +5,7 @@ import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { alarmOnce } from './private/alarms';
 import { dataSubnets } from './private/subnets';
 
 const PORT = 6379;
@@ -235,13 +236,13 @@ export class WebCache extends Construct {
     if (!Token.isUnresolved(threshold) && (threshold <= 0 || threshold > 100)) {
       throw new Error(`addHitRateAlarm: threshold is a percentage above 0 and at most 100, got ${threshold}`);
     }
-    return new cloudwatch.Alarm(this, 'HitRateAlarm', {
+    return alarmOnce(this, 'HitRateAlarm', 'addHitRateAlarm', threshold, () => new cloudwatch.Alarm(this, 'HitRateAlarm', {
       metric: this.metricHitRate(Duration.minutes(15)),
       alarmDescription: `Fewer than ${threshold} % of lookups in ${this.node.path} hit for an hour`,
       threshold,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 4,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    }));
   }
 }

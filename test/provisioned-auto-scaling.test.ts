@@ -108,9 +108,20 @@ describe('ProvisionedAutoScaling', () => {
   test('says what each strategy would cost, as an info annotation', () => {
     const { stack } = withPc({ minCapacity: 10, maxCapacity: 20 });
     // 10 x 1 GB arm64: 10 * 2,628,000 s * $0.0000033334 = $87.60 configured; at 0.7 utilization the
-    // cheaper duration saves 0.7 * 26,280,000 GB-s * ($0.0000133334 - $0.0000077778) = $102.20: net -$14.60.
-    Annotations.fromStack(stack).hasInfo('*', Match.stringLikeRegexp(
-      'cost per month \\(us-east-1, 10 x 1024 MB\\): warmer \\$[0-9.]+; provisioned concurrency \\$87.6 configured, \\$-14.6 net'));
+    // cheaper duration saves 0.7 * 26,280,000 GB-s * ($0.0000133334 - $0.0000077778) = $102.20: $14.60 less.
+    const infos = Annotations.fromStack(stack).findInfo('*', Match.stringLikeRegexp('cost per month'));
+    expect(infos.map((i) => i.entry.data)).toEqual([expect.stringMatching(new RegExp(
+      '^cost per month of keeping 10 x 1024 MB environments ready \\(us-east-1 list prices\\): warmer \\$[0-9]+\\.[0-9]{2}; '
+      + 'provisioned concurrency \\$87\\.60 configured, at 70 % utilization \\$14\\.60 less than the same traffic on demand; '
+      + 'SnapStart \\$[0-9]+\\.[0-9]{2} .*compares them$'))]);
+  });
+
+  test('below the break-even utilization, provisioned concurrency costs more than on demand, said without a sign', () => {
+    // At 0.3: saves 0.3 * 26,280,000 * $0.0000055556 = $43.80 of $87.60: $43.80 more than on demand, as the README's table says.
+    const { stack } = withPc({ minCapacity: 10, maxCapacity: 20, utilizationTarget: 0.3 });
+    const infos = Annotations.fromStack(stack).findInfo('*', Match.stringLikeRegexp('cost per month'));
+    expect(infos.map((i) => i.entry.data)).toEqual([expect.stringMatching(/at 30 % utilization \$43\.80 more than the same traffic on demand/)]);
+    expect(String(infos[0]!.entry.data)).not.toMatch(/\$-|docs\//);
   });
 
   test('no unacknowledged cdk-nag finding', () => {

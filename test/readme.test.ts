@@ -9,8 +9,14 @@ import * as path from 'path';
 const ROOT = path.join(__dirname, '..');
 const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf-8');
 
+interface TabletSnippet {
+  didCompile?: boolean;
+  location: { api: { api: string; fqn?: string } };
+  translations: Record<string, { source: string }>;
+}
+
 interface Tablet {
-  snippets: Record<string, { didCompile?: boolean; location: { api: { api: string; fqn?: string } }; translations: Record<string, { source: string }> }>;
+  snippets: Record<string, TabletSnippet>;
 }
 
 function built<T>(file: string): T {

@@ -3,6 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { RouterDatabase, WarmWebFunctionOptions, WarmWebStack, WarmWebStackProps, WebApp, WebCode } from '../lib';
@@ -176,7 +177,7 @@ describe('WarmWebStack with the whole seed architecture', () => {
   test('alarms on warm coverage, provisioned concurrency, the database and the cache too', () => {
     const descriptions = alarmDescriptions(template);
     for (const watched of [
-      /Fewer warm environments/, /nearly exhausted/, // warmer, provisioned concurrency
+      /Fewer warm environments/, /Warm pings .* throttled/, /nearly exhausted/, // warmer, provisioned concurrency
       /pinned/, /pool .* above 90 %/, /lag the writer/, // database
       /lookups .* hit/, // cache
     ]) {
@@ -184,7 +185,7 @@ describe('WarmWebStack with the whole seed architecture', () => {
     }
     // Warmed beyond provisioned concurrency, spill-over is expected, not alarming.
     expect(descriptions.some((d) => /spilled over/.test(d))).toBe(false);
-    expect(descriptions).toHaveLength(5 + 2 + 3 + 1);
+    expect(descriptions).toHaveLength(5 + 3 + 3 + 1);
     expect(stack.alarms).toHaveLength(descriptions.length);
   });
 
@@ -198,6 +199,27 @@ describe('WarmWebStack with the whole seed architecture', () => {
 
   test('no unacknowledged cdk-nag finding', () => {
     expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
+  });
+
+  test('alarm helpers the stack already called return its alarm; another threshold is refused', () => {
+    const { stack: s } = full();
+    // Counted in the construct tree: a template cannot be synthesized twice.
+    const count = () => s.node.findAll().filter((c) => c instanceof cloudwatch.Alarm).length;
+    const before = count();
+    const coverage = s.web.node.findChild('WarmCoverageAlarm');
+    expect(s.web.addWarmCoverageAlarm()).toBe(coverage);
+    expect(s.web.addWarmThrottleAlarm()).toBe(s.web.node.findChild('WarmThrottleAlarm'));
+    expect(s.web.provisionedAutoScaling!.addUtilizationAlarm()).toBe(s.web.provisionedAutoScaling!.node.findChild('UtilizationAlarm'));
+    expect(s.database!.addReplicaLagAlarm()).toBe(s.database!.node.findChild('ReplicaLagAlarm'));
+    expect(s.cache!.addHitRateAlarm(50)).toBe(s.cache!.node.findChild('HitRateAlarm'));
+    // Spill-over is not alarmed by the stack when warmed: the first call adds it, the second returns it.
+    const spillover = s.web.provisionedAutoScaling!.addSpilloverAlarm();
+    expect(s.web.provisionedAutoScaling!.addSpilloverAlarm()).toBe(spillover);
+    expect(count()).toBe(before + 1);
+    expect(alarmDescriptions(Template.fromStack(s)).filter((d) => /spilled over/.test(d))).toHaveLength(1);
+    expect(() => s.web.provisionedAutoScaling!.addUtilizationAlarm(0.5))
+      .toThrow(/addUtilizationAlarm: Site\/Web\/ProvisionedConcurrency already has this alarm, with threshold 0.9; got 0.5/);
+    expect(() => s.cache!.addHitRateAlarm(80)).toThrow(/addHitRateAlarm: Site\/Cache already has this alarm, with threshold 50; got 80/);
   });
 
   test('addWebFunction: another function on the same database and cache, with its own row and alarms', () => {

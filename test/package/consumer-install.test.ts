@@ -102,8 +102,14 @@ function classicApp(cdkLib: string): string {
     'cdk.json': JSON.stringify({ app: 'npx ts-node --prefer-ts-exts bin/app.ts' }),
     'tsconfig.json': JSON.stringify({
       compilerOptions: {
-        target: 'ES2020', module: 'commonjs', lib: ['es2020'], strict: true, noUncheckedIndexedAccess: true,
-        noImplicitReturns: true, skipLibCheck: false, types: ['node'],
+        target: 'ES2020',
+        module: 'commonjs',
+        lib: ['es2020'],
+        strict: true,
+        noUncheckedIndexedAccess: true,
+        noImplicitReturns: true,
+        skipLibCheck: false,
+        types: ['node'],
       },
       exclude: ['node_modules', 'cdk.out'],
     }),

@@ -53,9 +53,18 @@ export function initWarnMsFrom(raw: string | undefined): number {
 }
 
 /** The HTTP API (payload 2.0) event for `GET path` (`?query` allowed), as a client would send it. */
+function decodeOnce(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path; // a malformed escape stays as written, as Python's unquote leaves it
+  }
+}
+
 export function primeEvent(path: string, n: number): Record<string, unknown> {
   const q = path.indexOf('?');
-  const rawPath = q < 0 ? path : path.slice(0, q);
+  // HTTP API hands rawPath over decoded once (docs/RUNTIME_CONTRACT.md, "Paths are decoded exactly once").
+  const rawPath = decodeOnce(q < 0 ? path : path.slice(0, q));
   const rawQueryString = q < 0 ? '' : path.slice(q + 1);
   const now = Date.now();
   return {

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from urllib.parse import unquote
 
 HOST = "localhost"
 USER_AGENT = "warm-web-prime"
@@ -62,6 +63,8 @@ class PrimeContext:
 def event(path, n):
     """The HTTP API (payload 2.0) event for ``GET path`` (``?query`` allowed), as a client sent it."""
     raw_path, _, query = path.partition("?")
+    # HTTP API hands rawPath over decoded once (docs/RUNTIME_CONTRACT.md, "Paths are decoded exactly once").
+    raw_path = unquote(raw_path)
     now = time.time()
     return {
         "version": "2.0",

@@ -158,10 +158,13 @@ class DyingProxy:
         except OSError:
             pass
         for s in sockets:
+            # shutdown first: a bare close() from this thread would not wake the pipe thread's recv,
+            # and the connection would hang instead of ending.
             try:
-                s.close()
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            s.close()
 
 
 def pack(src, out, shard_bytes=None, exclude=None):

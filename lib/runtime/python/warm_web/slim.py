@@ -276,7 +276,6 @@ class _Unpacker:
         self.fed = 0
         self.pending = b""
         self.fd = -1
-        self.name = None
         self.remaining = 0
         self.skip = 0
         self.pax_body = None
@@ -330,9 +329,7 @@ class _Unpacker:
         self.fed += n
 
     def finish(self):
-        if self.remaining:
-            raise _Fail(f"the shard ends inside {_show(self.name)} ({self.remaining} of its bytes missing)")
-        if self.pending or self.skip or self.pax_left or self.pax is not None:
+        if self.remaining or self.pending or self.skip or self.pax_left or self.pax is not None:
             raise _Fail("the shard ends inside an entry")
 
     def close_quietly(self):
@@ -408,7 +405,6 @@ class _Unpacker:
                 if self.fix_mode:
                     os.fchmod(fd, mode)
                 self.fd = fd
-                self.name = name
                 self.files += 1
                 self.bytes += size
                 self.skip = (-size) % 512

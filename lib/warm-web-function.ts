@@ -432,16 +432,13 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
    * or stopped reporting (missing data counts as breaching).
    */
   public addWarmCoverageAlarm(): cloudwatch.Alarm {
-    if (!this.warmed) {
-      throw new Error(`addWarmCoverageAlarm: ${this.node.path} has no warming configured`);
-    }
-    return alarmOnce(this, 'WarmCoverageAlarm', 'addWarmCoverageAlarm', 1, () => this.metricWarmCoverage({ period: Duration.minutes(5) }).createAlarm(this, 'WarmCoverageAlarm', {
+    return this.warmingAlarm('addWarmCoverageAlarm', 'WarmCoverageAlarm', this.metricWarmCoverage({ period: Duration.minutes(5) }), {
       alarmDescription: `Fewer warm environments than wanted for ${this.node.path}, or the warmer stopped`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-    }));
+    });
   }
 
   /**
@@ -459,17 +456,21 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
    * reach the environments it wants.
    */
   public addWarmThrottleAlarm(): cloudwatch.Alarm {
-    if (!this.warmed) {
-      throw new Error(`addWarmThrottleAlarm: ${this.node.path} has no warming configured`);
-    }
-    return alarmOnce(this, 'WarmThrottleAlarm', 'addWarmThrottleAlarm', 1, () => this.metricWarmPingThrottles({ period: Duration.minutes(5) }).createAlarm(this, 'WarmThrottleAlarm', {
+    return this.warmingAlarm('addWarmThrottleAlarm', 'WarmThrottleAlarm', this.metricWarmPingThrottles({ period: Duration.minutes(5) }), {
       alarmDescription: `Warm pings of ${this.node.path} throttled: too little concurrency for warming`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
+    });
+  }
+
+  private warmingAlarm(method: string, id: string, metric: cloudwatch.Metric, options: cloudwatch.CreateAlarmOptions): cloudwatch.Alarm {
+    if (!this.warmed) {
+      throw new Error(`${method}: ${this.node.path} has no warming configured`);
+    }
+    return alarmOnce(this, id, method, options.threshold, () => metric.createAlarm(this, id, options));
   }
 
   private shimMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {

@@ -1,17 +1,15 @@
 // The layer bundle itself, built by esbuild as the project builds it and loaded in a fresh Node
 // process as Lambda loads it. Set WARM_WEB_TEST_NODE to run these under another Node binary.
 import { execFile } from 'child_process';
-import { mkdtempSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
 import * as path from 'path';
-import { build } from 'esbuild';
 import { eventFor, type Json } from './support/events';
 import { FIXTURES } from './support/fixtures';
+import { buildNodeLayer, type NodeLayer } from './support/layer';
 
 const NODE = process.env.WARM_WEB_TEST_NODE || process.execPath;
 const RUNNER = path.join(__dirname, 'support', 'lambda-runner.js');
 
-let dir: string;
+let layer: NodeLayer;
 let bundle: string;
 
 interface Run {
@@ -57,22 +55,11 @@ function run(app: string, kind: string, events: unknown[], extraEnv: Record<stri
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'warm-web-node-shim-'));
-  bundle = path.join(dir, 'warm-web', 'index.js');
-  await build({
-    entryPoints: [path.join(__dirname, '..', '..', 'lib', 'runtime', 'node', 'index.ts')],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outfile: bundle,
-    logLevel: 'silent',
-  });
+  layer = await buildNodeLayer();
+  bundle = layer.entry;
 }, 30_000);
 
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => layer.remove());
 
 test('serves the Express fixture: HTTP events, a warm ping, and one EMF line', async () => {
   const ping = { warmWeb: { v: 1, round: 'bundle', expected: 1, holdUntilMs: Date.now() + 100 } };

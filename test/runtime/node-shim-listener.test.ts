@@ -2,14 +2,12 @@
 // writeHead(), an explicit Transfer-Encoding, req.socket's ends, an exported http.Server, and what an app
 // failure shows. Each behaviour is checked against the same app behind a real http.Server on 127.0.0.1.
 import { execFile } from 'child_process';
-import { mkdtempSync, rmSync } from 'fs';
 import * as http from 'http';
-import { tmpdir } from 'os';
 import * as path from 'path';
-import { build } from 'esbuild';
 import { eventFor, type Json, lambdaContext, type RequestSpec, type Shape, SHAPES } from './support/events';
 import { FIXTURES, loadFixture } from './support/fixtures';
 import { type Observed, observeLambda, sendOverHttp, startServer } from './support/http';
+import { buildNodeLayer, type NodeLayer } from './support/layer';
 import { createShim, type Shim } from '../../lib/runtime/node/shim';
 
 type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -310,26 +308,15 @@ describe('NODE_ENV for listener apps', () => {
 });
 
 describe('in the layer bundle, loaded as Lambda loads it', () => {
-  let dir: string;
+  let layer: NodeLayer;
   let bundle: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'warm-web-listener-'));
-    bundle = path.join(dir, 'warm-web', 'index.js');
-    await build({
-      entryPoints: [path.join(__dirname, '..', '..', 'lib', 'runtime', 'node', 'index.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      outfile: bundle,
-      logLevel: 'silent',
-    });
+    layer = await buildNodeLayer();
+    bundle = layer.entry;
   }, 30_000);
 
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => layer.remove());
 
   /** The handler's results, one per event, from a fresh process whose environment has no NODE_ENV. */
   function run(app: string, events: unknown[]): Promise<{ results: Json[]; stderr: string }> {

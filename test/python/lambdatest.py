@@ -16,3 +16,20 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self):
         return self.remaining_ms
+
+
+def environ_seen(monkeypatch, event):
+    """The WSGI environ an app served through the shim gets for ``event``."""
+    import rawapps
+    from warm_web.loader import load
+
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        start_response("204 No Content", [])
+        return []
+
+    monkeypatch.setattr(rawapps, "spy", app, raising=False)
+    load("rawapps:spy", "wsgi").handle(event, FakeContext())
+    return seen

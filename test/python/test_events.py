@@ -5,7 +5,7 @@ import json
 import pytest
 
 import rawapps
-from lambdatest import FakeContext
+from lambdatest import FakeContext, environ_seen
 from eventshapes import SHAPES, Spec, alb, function_url, http_v2, read, rest_v1
 from warm_web import events
 from warm_web.loader import load
@@ -182,16 +182,8 @@ def test_single_value_alb_warns_once_about_dropped_cookies(monkeypatch, capsys):
     (None, None),
 ])
 def test_remote_user_is_a_string_principal_or_absent(monkeypatch, authorizer, user):
-    seen = {}
-
-    def app(environ, start_response):
-        seen.update(environ)
-        start_response("204 No Content", [])
-        return []
-
-    monkeypatch.setattr(rawapps, "spy", app, raising=False)
     event = rest_v1(Spec(path="/me"))
     if authorizer is not None:
         event["requestContext"]["authorizer"] = authorizer
-    load("rawapps:spy", "wsgi").handle(event, FakeContext())
+    seen = environ_seen(monkeypatch, event)
     assert seen.get("REMOTE_USER") == user and seen["PATH_INFO"] == "/me"

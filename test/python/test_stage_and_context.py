@@ -6,7 +6,7 @@ import json
 import pytest
 
 import rawapps
-from lambdatest import FakeContext
+from lambdatest import FakeContext, environ_seen
 from eventshapes import API_HOST, SHAPES, Spec, alb, http_v2, read, rest_v1
 from warm_web.loader import load
 
@@ -51,15 +51,7 @@ def test_prefix_edges(monkeypatch, event, script_name, path_info):
 
 
 def _seen(monkeypatch, event):
-    seen = {}
-
-    def app(environ, start_response):
-        seen.update(environ)
-        start_response("204 No Content", [])
-        return []
-
-    monkeypatch.setattr(rawapps, "spy", app, raising=False)
-    load("rawapps:spy", "wsgi").handle(event, FakeContext())
+    seen = environ_seen(monkeypatch, event)
     return seen["SCRIPT_NAME"], seen["PATH_INFO"]
 
 

@@ -5,10 +5,8 @@ import json
 
 import pytest
 
-import rawapps
 from lambdatest import FakeContext, environ_seen
 from eventshapes import API_HOST, SHAPES, Spec, alb, http_v2, read, rest_v1
-from warm_web.loader import load
 
 WHERE = Spec(path="/where")
 

@@ -315,6 +315,29 @@ def test_a_trickling_server_meets_the_deadline(crafted, sandbox, tmp_path):
     assert os.listdir(sandbox / "warm-web") == []
 
 
+def test_a_failed_attempt_ends_at_once_and_the_deadline_spans_both(crafted, sandbox, tmp_path):
+    good = crafted("good")
+    data = good["data"]
+    shards = json.loads(data[16:index_length(data) - 10])["shards"]
+    fast = index_length(data) + 10
+    # The first attempt's main GET gets the index, then (once the other worker's GET has arrived, so that
+    # worker is waiting on a trickle) 10 bytes more, and is cut: that must end the attempt at once.
+    trickle = TricklingServer(data, fast=fast, every=5.0, hold=(index_length(data), 2), cuts=1)
+    try:
+        env = slim_env(trickle, good, sandbox, WARM_WEB_SLIM_DEADLINE_MS="2000")
+        code = "import os; from warm_web import slim; slim.materialise(os.environ, workers=2, emit=False)"
+        proc = init(env, tmp_path, code=code, timeout=60)
+    finally:
+        trickle.close()
+    assert proc.returncode == 1, proc.stderr
+    assert "after 2 attempts: shard 0: the stream ended" in proc.stderr, proc.stderr
+    # Attempt 2 got the same fast bytes: the count is of the whole load.
+    assert (f"; then: the load passed its deadline of 2000 ms (WARM_WEB_SLIM_DEADLINE_MS) with {2 * fast} of "
+            f"{len(data)} archive bytes fetched, 0 of {len(shards)} shards verified") in proc.stderr, proc.stderr
+    assert [r.split("-")[0] for r in trickle.ranges].count("bytes=0") == 2 and len(trickle.ranges) >= 3
+    assert os.listdir(sandbox / "warm-web") == []
+
+
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "inf"])
 def test_a_bad_deadline_is_named(value, tmp_path):
     env = {"WARM_WEB_SLIM_BUCKET": "b", "WARM_WEB_SLIM_KEY": "k", "WARM_WEB_SLIM_SHA256": "0" * 64,

@@ -187,16 +187,21 @@ def hostile(case, out):
 class TricklingServer:
     """A loopback HTTP server that answers every ranged GET of ``data`` with 206 and the right headers,
     sends the first ``fast`` bytes of the range at once when the range starts at 0 (none otherwise),
-    then one more byte every ``every`` seconds: the slow S3 a deadline is for. ``ranges`` lists the
-    Range headers in the order they arrived; ``sent`` counts the body bytes written."""
+    then one more byte every ``every`` seconds: the slow S3 a deadline is for. With ``hold=(n, k)`` an
+    answer from 0 pauses after its first n bytes until k requests have arrived (at most 30 s), so that a
+    test knows the other workers are waiting when the rest comes; the first ``cuts`` answers from 0 end
+    (the connection shut down) right after their fast bytes. ``ranges`` lists the Range headers in the
+    order they arrived; ``sent`` counts the body bytes written."""
 
-    def __init__(self, data, fast, every=5.0):
+    def __init__(self, data, fast, every=5.0, hold=None, cuts=0):
         self.data = data
         self.fast = fast
         self.every = every
+        self.hold = hold
+        self.cuts = cuts
         self.ranges = []
         self.sent = 0
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.stopped = threading.Event()
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
@@ -225,17 +230,25 @@ class TricklingServer:
             spec = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines if ": " in line)}["range"]
             with self.lock:
                 self.ranges.append(spec)
+                self.lock.notify_all()
             first, _, last = spec[len("bytes="):].partition("-")
             first = int(first)
             last = int(last) if last else len(self.data) - 1
             body = self.data[first:last + 1]
-            head = (f"HTTP/1.1 206 Partial Content\r\nContent-Length: {len(body)}\r\n"
-                    f"Content-Range: bytes {first}-{last}/{len(self.data)}\r\n\r\n")
             try:
-                client.sendall(head.encode())
+                client.sendall(self.head(first, last))
                 quick = self.fast if first == 0 else 0
-                client.sendall(body[:quick])
-                self._count(quick)
+                held = self.hold[0] if self.hold and first == 0 else quick
+                client.sendall(body[:held])
+                self._count(held)
+                if held < quick:
+                    with self.lock:
+                        self.lock.wait_for(lambda: len(self.ranges) >= self.hold[1], timeout=30)
+                    client.sendall(body[held:quick])
+                    self._count(quick - held)
+                if first == 0 and self._cut():
+                    client.shutdown(socket.SHUT_RDWR)
+                    return
                 for pos in range(quick, len(body)):
                     if self.stopped.wait(self.every):
                         return
@@ -243,6 +256,16 @@ class TricklingServer:
                     self._count(1)
             except OSError:
                 return
+
+    def head(self, first, last):
+        """The status line and headers of the answer to bytes=first-last."""
+        return (f"HTTP/1.1 206 Partial Content\r\nContent-Length: {last + 1 - first}\r\n"
+                f"Content-Range: bytes {first}-{last}/{len(self.data)}\r\n\r\n").encode()
+
+    def _cut(self):
+        with self.lock:
+            self.cuts -= 1
+            return self.cuts >= 0
 
     def _count(self, n):
         with self.lock:

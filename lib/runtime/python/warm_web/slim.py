@@ -533,7 +533,7 @@ class _Watch:
         if self.passed():
             raise self.error()
         self.verified = 0
-        self.timer = threading.Timer(self.left(), self._expire)
+        self.timer = threading.Timer(self.left(), self.shut_all)
         self.timer.daemon = True
         self.timer.start()
 
@@ -551,7 +551,8 @@ class _Watch:
             self.conns.append(conn)
         return conn
 
-    def _expire(self):
+    def shut_all(self):
+        """Ends every connection of the attempt: its readers fail at once."""
         with self.lock:
             conns = list(self.conns)
         for conn in conns:
@@ -611,8 +612,12 @@ class _Run:
 
     def fail(self, exc):
         with self.lock:
-            if self.failure is None:
+            first = self.failure is None
+            if first:
                 self.failure = exc
+        if first:
+            # The attempt is lost: wake the workers waiting on a slow read rather than wait for them.
+            self.watch.shut_all()
 
     def claim(self):
         """The next run of shards [first, last) to fetch: an unstarted piece, else half of a running one."""

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -70,7 +71,7 @@ def sandbox(tmp_path):
     return path
 
 
-def slim_env(server, archive, tmpdir, **overrides):
+def slim_env(endpoint, archive, tmpdir, **overrides):
     r = archive["result"]
     env = {
         "WARM_WEB_SLIM_BUCKET": BUCKET,
@@ -78,7 +79,7 @@ def slim_env(server, archive, tmpdir, **overrides):
         "WARM_WEB_SLIM_SHA256": r["sha256"],
         "WARM_WEB_SLIM_SIZE": str(r["size"]),
         "WARM_WEB_SLIM_UNPACKED": str(r["unpacked"]),
-        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "AKIDTEST",
         "AWS_SECRET_ACCESS_KEY": "secret",
@@ -122,7 +123,7 @@ def index_length(data):
 
 def test_a_symlink_chain_is_refused_and_nothing_lands_outside(server, crafted, sandbox):
     # l -> ., l/x -> .., l/l/l/y -> ../../..; then x/planted/app.py and y/escaped.txt through them.
-    env = slim_env(server, crafted("symlink-chain"), sandbox)
+    env = slim_env(server.url, crafted("symlink-chain"), sandbox)
     fails(env, "symlink 'l/x' -> '..' passes through the symlink 'l'", "after 1 attempt")
     assert_nothing_outside(sandbox)
 
@@ -138,7 +139,7 @@ def test_a_link_resolving_outside_through_another_link_is_refused(server, sandbo
     key = f"slim/{result['sha256']}.slim"
     server.put(BUCKET, key, (tmp_path / "links.slim").read_bytes())
     archive = {"key": key, "result": {**result, "unpacked": result["unpackedBytes"]}}
-    fails(slim_env(server, archive, sandbox), "symlink 't' -> 'l/..' resolves outside the tree", "after 1 attempt")
+    fails(slim_env(server.url, archive, sandbox), "symlink 't' -> 'l/..' resolves outside the tree", "after 1 attempt")
     assert_nothing_outside(sandbox)
 
 
@@ -149,7 +150,7 @@ def test_a_replaced_shard_plants_nothing_for_the_next_init(server, crafted, sand
     bad = crafted("replaced-shard")
     good = crafted("good")
     assert bad["result"]["sha256"] == good["result"]["sha256"]  # the index is the good one
-    env = slim_env(server, bad, sandbox)
+    env = slim_env(server.url, bad, sandbox)
 
     first = init(env, tmp_path)
     # The next INIT of the sandbox: the archive is still the replaced one, and must fail the same way,
@@ -179,7 +180,7 @@ def test_a_marker_without_the_loaders_fields_is_not_trusted(server, crafted, san
     final.mkdir(parents=True)
     (final / slim.MARKER).write_text(json.dumps({"sha256": sha}))  # what replaced-shard plants
     (final / "app.py").write_text("def handler(event, context):\n    return {'app': 'attacker'}\n")
-    path = slim.materialise(slim_env(server, good, sandbox), emit=False)
+    path = slim.materialise(slim_env(server.url, good, sandbox), emit=False)
     assert path == str(final)
     import app
     assert app.handler(None, None) == {"app": "good"}
@@ -192,12 +193,12 @@ def test_a_link_at_the_final_path_is_not_trusted(server, crafted, sandbox, tmp_p
     # A complete tree, with the right marker, elsewhere; a link to it where the loader looks.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    other = slim.materialise(slim_env(server, good, elsewhere), emit=False)
+    other = slim.materialise(slim_env(server.url, good, elsewhere), emit=False)
     slim._loaded.clear()
     final = sandbox / "warm-web" / sha
     final.parent.mkdir()
     os.symlink(other, final)
-    path = slim.materialise(slim_env(server, good, sandbox), emit=False)
+    path = slim.materialise(slim_env(server.url, good, sandbox), emit=False)
     assert path == str(final)
     assert not os.path.islink(final) and os.path.isfile(final / "app.py")
     assert os.path.isfile(os.path.join(other, slim.MARKER))  # the link was moved, not what it points at
@@ -208,7 +209,7 @@ def test_a_link_at_the_final_path_is_not_trusted(server, crafted, sandbox, tmp_p
 
 def test_a_tree_another_init_completes_meanwhile_is_kept(server, crafted, sandbox, tmp_path, monkeypatch):
     good = crafted("good")
-    env = slim_env(server, good, sandbox)
+    env = slim_env(server.url, good, sandbox)
     final = sandbox / "warm-web" / good["result"]["sha256"]
     seen = {}
     remove_stale = slim._remove_stale
@@ -240,19 +241,19 @@ def test_a_tree_another_init_completes_meanwhile_is_kept(server, crafted, sandbo
 # Deterministic format errors: one attempt, whatever the network does
 
 def test_a_duplicate_entry_is_not_retried(server, crafted, sandbox):
-    env = slim_env(server, crafted("duplicate-entry"), sandbox)
+    env = slim_env(server.url, crafted("duplicate-entry"), sandbox)
     fails(env, "duplicate entry 'app.py'", "after 1 attempt")
     assert_nothing_outside(sandbox)
 
 
 def test_an_entry_cut_by_the_shard_end_is_not_retried(server, crafted, sandbox):
-    env = slim_env(server, crafted("entry-cut-by-shard-end"), sandbox)
+    env = slim_env(server.url, crafted("entry-cut-by-shard-end"), sandbox)
     fails(env, "shard 0: 'big.txt' declares 2048 bytes, the shard has 1024 left", "after 1 attempt", workers=1)
     assert_nothing_outside(sandbox)
 
 
 def test_a_header_that_lies_about_its_size_writes_nothing_past_the_shard(server, crafted, sandbox):
-    env = slim_env(server, crafted("size-lie"), sandbox)
+    env = slim_env(server.url, crafted("size-lie"), sandbox)
     fails(env, "shard 1: 'huge.bin' declares 1073741824 bytes, the shard has", "after 1 attempt")
     assert_nothing_outside(sandbox)
 
@@ -300,7 +301,7 @@ def test_a_trickling_server_meets_the_deadline(crafted, sandbox, tmp_path):
     assert fast < index_length(data) + shards[0][0]
     trickle = TricklingServer(data, fast=fast, every=5.0)
     try:
-        env = slim_env(trickle, good, sandbox, WARM_WEB_SLIM_DEADLINE_MS="1000")
+        env = slim_env(trickle.url, good, sandbox, WARM_WEB_SLIM_DEADLINE_MS="1000")
         code = "import os; from warm_web import slim; slim.materialise(os.environ, workers=2, emit=False)"
         proc = init(env, tmp_path, code=code, timeout=60)
     finally:
@@ -324,7 +325,7 @@ def test_a_failed_attempt_ends_at_once_and_the_deadline_spans_both(crafted, sand
     # worker is waiting on a trickle) 10 bytes more, and is cut: that must end the attempt at once.
     trickle = TricklingServer(data, fast=fast, every=5.0, hold=(index_length(data), 2), cuts=1)
     try:
-        env = slim_env(trickle, good, sandbox, WARM_WEB_SLIM_DEADLINE_MS="2000")
+        env = slim_env(trickle.url, good, sandbox, WARM_WEB_SLIM_DEADLINE_MS="2000")
         code = "import os; from warm_web import slim; slim.materialise(os.environ, workers=2, emit=False)"
         proc = init(env, tmp_path, code=code, timeout=60)
     finally:
@@ -347,6 +348,19 @@ def test_a_bad_deadline_is_named(value, tmp_path):
     assert str(info.value) == (f"warm-web slim: WARM_WEB_SLIM_DEADLINE_MS={value!r} is not a positive number "
                                "of milliseconds")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_deadline_counts_from_the_start_of_init(crafted, sandbox):
+    good = crafted("good")
+    # INIT began 10 s ago (the handler passes its start): nothing is fetched, nothing is written.
+    env = slim_env("http://127.0.0.1:9", good, sandbox)
+    del env["WARM_WEB_SLIM_DEADLINE_MS"]
+    with pytest.raises(slim.SlimLoadError) as info:
+        slim.materialise(env, emit=False, started=time.perf_counter() - 10)
+    assert str(info.value).endswith(
+        "after 1 attempt: the load passed its deadline of 9500 ms (the INIT budget; WARM_WEB_SLIM_DEADLINE_MS "
+        f"overrides it) with 0 of {good['result']['size']} archive bytes fetched")
+    assert os.listdir(sandbox / "warm-web") == []
 
 
 def test_the_default_deadline_is_the_init_budget():

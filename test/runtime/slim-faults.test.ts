@@ -195,7 +195,7 @@ withServer('Node slim loader: hostile archives and bad days', () => {
 
   test('an entry cut by the end of its shard is a format error: not retried', async () => {
     const { tmp } = newBox();
-    await loadFails(envFor('entry-cut-by-shard-end', tmp), ['shard 0 ends inside the entry "big.txt"', 'after 1 attempt'], 1);
+    await loadFails(envFor('entry-cut-by-shard-end', tmp), ['tar entry "big.txt" in shard 0 declares 2048 bytes, more than the 1024 bytes left in the shard', 'after 1 attempt'], 1);
   });
 
   test('a tar header declaring more than its shard holds is refused before anything is written for it', async () => {
@@ -216,15 +216,10 @@ withServer('Node slim loader: hostile archives and bad days', () => {
     expect(second.results).toEqual([{ error: expect.stringContaining('SHA-256 mismatch') }]);
     expect(second.results).not.toContainEqual({ app: 'attacker' });
     expect(everything(box)).toEqual(['tmp', 'tmp/warm-web']);
-    // S3 fixed (the good archive under the same key): the next INIT loads the good app.
-    expect(await request(`${endpoint}/${BUCKET}/${keyOf('replaced-shard')}`, 'PUT', fs.readFileSync(path.join(work, 'good.slim')))).toBe(200);
-    try {
-      const third = await runShim(env, [{}]);
-      expect(third.results).toEqual([{ app: 'good' }]);
-      expect(third.slimLoads).toBe(1);
-    } finally {
-      await request(`${endpoint}/${BUCKET}/${keyOf('replaced-shard')}`, 'PUT', fs.readFileSync(path.join(work, 'replaced-shard.slim')));
-    }
+    // The good archive (the same hash) in its place: the next INIT in this sandbox loads the good app.
+    const third = await runShim({ ...env, WARM_WEB_SLIM_KEY: keyOf('good') }, [{}]);
+    expect(third.results).toEqual([{ app: 'good' }]);
+    expect(third.slimLoads).toBe(1);
   });
 
   test('a failed load does not break the environment: the invoke fails with the cause, the next one loads again', async () => {

@@ -14,18 +14,36 @@ const start = (taskRoot: string): Shim => createShim({
   initWarnMs: initWarnMsFrom(process.env.WARM_WEB_INIT_WARN_MS),
 });
 
-// Slim code is fetched from S3 first (asynchronously: a CommonJS entry cannot hold INIT open for it).
-// The slim loader is a file of its own in the layer, loaded only by functions that use it: the rest
-// do not pay for parsing it during INIT.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const slimRoot = process.env.WARM_WEB_SLIM_KEY ? (require('./slim') as typeof Slim).materialise(process.env) : undefined;
-let shim = slimRoot ? undefined : start(process.env.LAMBDA_TASK_ROOT || '/var/task');
+// Slim code is fetched from S3 first (asynchronously: a CommonJS entry cannot hold INIT open for it, so
+// the first invoke waits for the load). The slim loader is a file of its own in the layer, loaded only
+// by functions that use it: the rest do not pay for parsing it during INIT.
+const slim = process.env.WARM_WEB_SLIM_KEY
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ? (require('./slim') as typeof Slim)
+  : undefined;
+let shim = slim ? undefined : start(process.env.LAMBDA_TASK_ROOT || '/var/task');
+let booting: Promise<Shim> | undefined;
 
-/** Resolves once the app is loaded and primed (at once unless it is slim code, an ES module that needed import(), or is primed). */
-export const ready: Promise<void> = slimRoot ? slimRoot.then((dir) => (shim = start(dir)).ready) : shim!.ready;
+/**
+ * Loads the slim code and starts the app from it. One load at a time; a load that failed is forgotten,
+ * so that the next invoke loads again (INIT succeeded, so Lambda would otherwise keep this environment
+ * failing every invoke). An app that fails to start from loaded code stays failed, as without slim code.
+ */
+function boot(): Promise<Shim> {
+  booting ??= slim!.materialise(process.env).then((dir) => (shim = start(dir)), (error: unknown) => {
+    booting = undefined;
+    throw error;
+  });
+  return booting;
+}
+
+/**
+ * Resolves once the app is loaded and primed (at once unless it is slim code, an ES module that needed
+ * import(), or is primed). With slim code it rejects when the first load failed; invokes load again.
+ */
+export const ready: Promise<void> = shim ? shim.ready : boot().then((s) => s.ready);
 ready.catch(() => undefined);
 
 export const handler = async (event: unknown, context: Context): Promise<unknown> => {
-  if (!shim) await ready;
-  return shim!.handler(event, context);
+  return (shim ?? await boot()).handler(event, context);
 };

@@ -7,10 +7,13 @@
 //
 // One open-ended ranged GET reads the index and runs on into the first run of shards; a few more ranged
 // GETs fetch the other runs in parallel. Each shard is hashed as it streams in, inflated on libuv's thread
-// pool and written by a streaming tar reader, into a temporary directory that is renamed to
-// $TMPDIR/warm-web/<sha256> only when every shard has been verified and a completion marker written.
-// A failure is retried once; then the error names the bucket, key and cause, and the temporary
-// directory is gone. Node built-ins only.
+// pool and written by a streaming tar reader, into a private temporary directory. Until every shard has
+// been verified that directory holds only real directories and files (symlinks are created last, and an
+// entry under one is refused), so nothing unverified can be written anywhere else; then the marker
+// naming the archive's hash is written and the directory renamed to $TMPDIR/warm-web/<sha256>.
+// The whole load has a deadline (WARM_WEB_SLIM_DEADLINE_MS, default Lambda's 10 s on-demand INIT
+// limit). A failure that another attempt could mend is retried once; then the error names the bucket,
+// key and cause, and the temporary directory is gone. Node built-ins only.
 /* eslint-disable no-bitwise */ // file modes, gzip and pyc header fields are bit fields
 import { createHash, createHmac, type Hash, randomBytes } from 'crypto';
 import * as fs from 'fs';
@@ -25,6 +28,10 @@ const FORMAT = 'warm-web-slim';
 const VERSION = 1;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const TIMEOUT_MS = 20_000;
+/** The whole load's default deadline: Lambda's on-demand INIT limit (the code is meant to load in INIT). */
+export const DEFAULT_DEADLINE_MS = 10_000;
+/** The most a pax header may hold (the packer writes a path, a link target and a size). */
+const MAX_PAX = 64 * 1024;
 const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
@@ -84,6 +91,9 @@ export class S3Object {
   private readonly token?: string;
   private signing?: [string, Buffer];
   private readonly agent: http.Agent;
+  private readonly live = new Set<http.ClientRequest>();
+  /** Set by abort(): every request in flight was destroyed, and every later one fails with this. */
+  aborted: Fail | undefined;
 
   constructor(readonly bucket: string, readonly key: string, env: SlimEnv) {
     this.region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
@@ -145,6 +155,10 @@ export class S3Object {
   /** Sends the ranged GET; resolves with the response once it is known to be the range asked for. */
   get(first: number, last: number | ''): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
     return new Promise((resolve, reject) => {
+      if (this.aborted) {
+        reject(this.aborted);
+        return;
+      }
       const { host: _host, ...headers } = this.headers(first, last);
       const options: http.RequestOptions = {
         host: this.host,
@@ -176,8 +190,16 @@ export class S3Object {
       });
       req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error(`no data for ${TIMEOUT_MS / 1000} s`)));
       req.on('error', (e) => reject(asFail(e)));
+      this.live.add(req);
+      req.on('close', () => this.live.delete(req));
       req.end();
     });
+  }
+
+  /** Ends every request in flight (their readers fail) and refuses new ones, with `why`. */
+  abort(why: Fail): void {
+    this.aborted = why;
+    for (const req of this.live) req.destroy();
   }
 
   close(): void {
@@ -224,15 +246,20 @@ export function parseIndex(head: Buffer, expectedSha256: string, expectedSize?: 
 
 const O_CREATE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (fs.constants.O_NOFOLLOW ?? 0);
 const SLASH = 0x2f;
+const MARKER_NAME = Buffer.from(MARKER);
 
 function unsafe(what: string, name: Buffer, target?: Buffer): Fail {
   const t = target ? ` -> ${JSON.stringify(target.toString('utf8'))}` : '';
   return new Fail(`${what}: ${JSON.stringify(name.toString('utf8'))}${t}`, false);
 }
 
+const show = (name: Buffer): string => JSON.stringify(name.toString('utf8'));
+
+/** A relative name of plain components: no `..`, `.` or empty ones (a lexical walk is then the real one), not the marker. */
 function checkName(name: Buffer): void {
   if (name.length === 0 || name[0] === SLASH || name.includes(0x5c)) throw unsafe('unsafe path in archive', name);
-  if (name.includes('..') && name.toString('latin1').split('/').includes('..')) throw unsafe('unsafe path in archive', name);
+  if (name.toString('latin1').split('/').some((part) => part === '..' || part === '.' || part === '')) throw unsafe('unsafe path in archive', name);
+  if (name.equals(MARKER_NAME)) throw unsafe('reserved name in archive', name);
 }
 
 function checkLink(name: Buffer, target: Buffer): void {
@@ -247,6 +274,14 @@ function checkLink(name: Buffer, target: Buffer): void {
   }
 }
 
+/** A file system error met while creating an entry, as what it says about the archive when it says something. */
+function entryError(e: unknown, name: Buffer): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EEXIST') return unsafe('duplicate entry in archive', name);
+  if (code === 'ENOTDIR') return unsafe('unsafe path in archive (a file where it needs a directory)', name);
+  return e;
+}
+
 function cstring(h: Buffer, start: number, end: number): Buffer {
   const field = h.subarray(start, end);
   const nul = field.indexOf(0);
@@ -258,6 +293,12 @@ function octal(h: Buffer, start: number, end: number): number {
   return s === '' ? 0 : parseInt(s, 8);
 }
 
+/**
+ * Reads one shard's tar stream and writes its directories and files under `root` as they arrive. It
+ * creates no symlink (they are collected in `links`, for after every shard is verified): the tree it
+ * writes into holds only real directories and files, so no write can leave it. Every header's size is
+ * checked against what is left of the shard before anything is written for it.
+ */
 class Unpacker {
   private pending: Buffer = Buffer.alloc(0);
   private fd = -1;
@@ -267,15 +308,25 @@ class Unpacker {
   private paxLeft = 0;
   private pax: Map<string, Buffer> | undefined;
   private ended = false;
+  /** Tar bytes read so far, and where the header being handled ends. */
+  private fed = 0;
+  private at = 0;
+  /** What is being read, for an error at the shard's end. */
+  private inside = '';
   entries = 0;
   files = 0;
   bytes = 0;
   readonly dirs: Buffer[] = [];
+  /** [name, target] of the shard's symlinks, in archive order. */
+  readonly links: Array<[Buffer, Buffer]> = [];
 
-  constructor(private readonly root: Buffer, private readonly mtime: number, private readonly fixMode: boolean) {}
+  constructor(private readonly root: Buffer, private readonly mtime: number, private readonly fixMode: boolean,
+    private readonly shard: number, private readonly tarBytes: number) {}
 
   feed(data: Buffer): void {
     const n = data.length;
+    const base = this.fed;
+    this.fed += n;
     let pos = 0;
     while (pos < n) {
       if (this.remaining > 0) {
@@ -313,12 +364,15 @@ class Unpacker {
         header = data.subarray(pos, pos + BLOCK);
         pos += BLOCK;
       }
+      this.at = base + pos;
       this.header(header);
     }
   }
 
   finish(): void {
-    if (this.remaining || this.pending.length || this.skip || this.paxLeft || this.pax) throw new Fail('shard ends inside an entry');
+    if (this.remaining || this.skip || this.paxLeft || this.pax || this.pending.length) {
+      throw new Fail(`shard ${this.shard} ends inside ${this.pending.length ? 'a tar header' : this.inside}`, false);
+    }
   }
 
   closeQuietly(): void {
@@ -332,17 +386,29 @@ class Unpacker {
     }
   }
 
+  /** Refuses a header whose content (`size`, padded) does not fit what is left of the shard. */
+  private fits(what: string, size: number): void {
+    if (!Number.isSafeInteger(size) || size < 0) throw new Fail(`shard ${this.shard}: corrupt tar header (size of ${what})`, false);
+    const left = this.tarBytes - this.at;
+    if (size + ((BLOCK - (size % BLOCK)) % BLOCK) > left) {
+      throw new Fail(`tar entry ${what} in shard ${this.shard} declares ${size} bytes, more than the ${left} bytes left in the shard`, false);
+    }
+  }
+
   private header(h: Buffer): void {
     const zero = h.equals(ZERO_BLOCK);
     if (this.ended || zero) {
-      if (!zero) throw new Fail('data after the end-of-archive blocks');
+      if (!zero) throw new Fail(`shard ${this.shard}: data after the end-of-archive blocks`, false);
       this.ended = true;
       return;
     }
-    if (h.toString('latin1', 257, 263) !== 'ustar\u0000') throw new Fail('corrupt tar header (no ustar magic)');
+    if (h.toString('latin1', 257, 263) !== 'ustar\u0000') throw new Fail(`shard ${this.shard}: corrupt tar header (no ustar magic)`, false);
     let size = octal(h, 124, 136);
     const kind = h[156];
     if (kind === 0x78) { // 'x' pax header for the next entry
+      this.inside = 'a pax header';
+      this.fits('(a pax header)', size);
+      if (size > MAX_PAX) throw new Fail(`shard ${this.shard}: a pax header of ${size} bytes (at most ${MAX_PAX})`, false);
       this.paxBody = [];
       this.paxLeft = size;
       this.skip = (BLOCK - (size % BLOCK)) % BLOCK;
@@ -367,22 +433,33 @@ class Unpacker {
         fs.mkdirSync(p, 0o755);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') fs.mkdirSync(p, { recursive: true, mode: 0o755 });
-        else if (code !== 'EEXIST') throw e;
+        try {
+          if (code === 'ENOENT') fs.mkdirSync(p, { recursive: true, mode: 0o755 });
+          // A file's parent, made before this entry's shard came: not a duplicate unless it is no directory.
+          else if (code !== 'EEXIST' || !fs.lstatSync(p).isDirectory()) throw e;
+        } catch (e2) {
+          throw entryError(e2, name);
+        }
       }
       this.dirs.push(p);
     } else if (kind === 0x30 || kind === 0) { // '0' regular file
       checkName(name);
+      this.inside = `the entry ${show(name)}`;
+      this.fits(show(name), size);
       const mode = octal(h, 100, 108) & 0o777;
       const p = this.pathOf(name);
       let fd: number;
       try {
-        fd = fs.openSync(p, O_CREATE, mode);
+        try {
+          fd = fs.openSync(p, O_CREATE, mode);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          // Its directory's entry is in another shard that is still being unpacked.
+          fs.mkdirSync(parentOf(p), { recursive: true, mode: 0o755 });
+          fd = fs.openSync(p, O_CREATE, mode);
+        }
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        // Its directory's entry is in another shard that is still being unpacked.
-        fs.mkdirSync(parentOf(p), { recursive: true, mode: 0o755 });
-        fd = fs.openSync(p, O_CREATE, mode);
+        throw entryError(e, name);
       }
       if (this.fixMode) fs.fchmodSync(fd, mode);
       this.fd = fd;
@@ -395,16 +472,9 @@ class Unpacker {
       checkName(name);
       const target = pax?.get('linkpath') ?? cstring(h, 157, 257);
       checkLink(name, target);
-      const p = this.pathOf(name);
-      try {
-        fs.symlinkSync(target, p);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        fs.mkdirSync(parentOf(p), { recursive: true, mode: 0o755 });
-        fs.symlinkSync(target, p);
-      }
+      this.links.push([name, target]);
     } else {
-      throw new Fail(`unsupported tar entry type ${JSON.stringify(String.fromCharCode(kind))} for ${JSON.stringify(name.toString('utf8'))}`, false);
+      throw new Fail(`unsupported tar entry type ${JSON.stringify(String.fromCharCode(kind))} for ${show(name)}`, false);
     }
   }
 
@@ -419,7 +489,7 @@ class Unpacker {
     while (pos < body.length) {
       const space = body.indexOf(0x20, pos);
       const length = parseInt(body.toString('latin1', pos, space), 10);
-      if (!(space > pos) || !(length > 0)) throw new Fail('corrupt pax header');
+      if (!(space > pos) || !(length > 0)) throw new Fail(`shard ${this.shard}: corrupt pax header`, false);
       const record = body.subarray(space + 1, pos + length - 1);
       const eq = record.indexOf(0x3d);
       records.set(record.toString('utf8', 0, eq), record.subarray(eq + 1));
@@ -448,6 +518,28 @@ class Unpacker {
 
 function parentOf(p: Buffer): Buffer {
   return p.subarray(0, p.lastIndexOf(SLASH));
+}
+
+/**
+ * Creates the archive's symlinks under `root` (a `/`-terminated path), once every shard is verified.
+ * Each link's directories are walked one by one without following links: a link under another link,
+ * or where the archive also put a file or directory, is refused, so no link is ever made through one.
+ */
+function createLinks(root: Buffer, links: ReadonlyArray<[Buffer, Buffer]>): void {
+  for (const [name, target] of links) {
+    for (let slash = name.indexOf(SLASH); slash >= 0; slash = name.indexOf(SLASH, slash + 1)) {
+      const dir = name.subarray(0, slash);
+      const st = fs.lstatSync(Buffer.concat([root, dir]), { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) throw unsafe(`unsafe path in archive (through the symlink ${show(dir)})`, name);
+      if (!st?.isDirectory()) throw unsafe(`symlink whose directory ${show(dir)} is not in the archive`, name, target);
+    }
+    try {
+      fs.symlinkSync(target, Buffer.concat([root, name]));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      throw unsafe('symlink where the archive has other entries', name, target);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -559,6 +651,8 @@ class Run {
   fetched = 0;
   requests = 1;
   readonly dirs: Buffer[] = [];
+  /** Each shard's symlinks, by shard: created in archive order once every shard is verified. */
+  readonly links: Array<Array<[Buffer, Buffer]>>;
   readonly pieces: Piece[];
   private readonly offsets: number[] = [];
   private readonly cost: number[];
@@ -573,6 +667,7 @@ class Run {
     }
     this.cost = index.shards.map((s) => s[1] + 8192 * s[2]);
     this.pieces = split(this.cost, workers);
+    this.links = index.shards.map(() => []);
     const umask = process.umask();
     this.fixMode = (umask & 0o755) !== 0;
   }
@@ -665,7 +760,7 @@ class Run {
   private async shard(i: number, reader: Reader): Promise<void> {
     const [clen, ulen, entries, sha256] = this.index.shards[i];
     const digest: Hash = createHash('sha256');
-    const unpacker = new Unpacker(Buffer.from(`${this.root}/`), this.index.mtime ?? 0, this.fixMode);
+    const unpacker = new Unpacker(Buffer.from(`${this.root}/`), this.index.mtime ?? 0, this.fixMode, i, ulen);
     const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
     let out = 0;
     let broken: unknown;
@@ -674,7 +769,7 @@ class Run {
         if (broken !== undefined || this.failure) return;
         try {
           out += data.length;
-          if (out > ulen) throw new Fail(`shard ${i} inflates past its ${ulen} bytes`);
+          if (out > ulen) throw new Fail(`shard ${i} inflates past its ${ulen} bytes`, false);
           unpacker.feed(data);
         } catch (e) {
           broken = e;
@@ -717,13 +812,16 @@ class Run {
         throw new Fail(`shard ${i}: SHA-256 mismatch (expected ${sha256}, got ${got}): the archive was corrupted in transit or in S3`);
       }
       if (this.failure) return;
+      // From here on the bytes are the ones the index names: what is wrong with them is wrong in the
+      // archive itself, and another attempt would meet it again.
       if (broken !== undefined) {
+        if ((broken as NodeJS.ErrnoException).code?.startsWith('Z_')) throw new Fail(`shard ${i} does not inflate: ${(broken as Error).message}`, false);
         const f = asFail(broken, this.root);
         throw broken instanceof Fail || !f.retry ? f : new Fail(`shard ${i}: ${f.message}`);
       }
-      if (out !== ulen) throw new Fail(`shard ${i}: inflated ${out} of ${ulen} bytes`);
+      if (out !== ulen) throw new Fail(`shard ${i}: inflated ${out} of ${ulen} bytes`, false);
       unpacker.finish();
-      if (unpacker.entries !== entries) throw new Fail(`shard ${i}: ${unpacker.entries} entries, the index says ${entries}`);
+      if (unpacker.entries !== entries) throw new Fail(`shard ${i}: ${unpacker.entries} entries, the index says ${entries}`, false);
     } finally {
       unpacker.closeQuietly();
       gunzip.destroy();
@@ -731,6 +829,7 @@ class Run {
     this.files += unpacker.files;
     this.bytes += unpacker.bytes;
     this.dirs.push(...unpacker.dirs);
+    this.links[i] = unpacker.links;
     this.fetched += clen;
   }
 }
@@ -772,10 +871,13 @@ async function attempt(s3: S3Object, sha256: string, size: number | undefined, u
     await Promise.all(all);
     if (run.failure) throw run.failure;
     if (run.files !== index.files || run.bytes !== index.unpacked) {
-      throw new Fail(`unpacked ${run.files} files / ${run.bytes} bytes, the index says ${index.files} / ${index.unpacked}`);
+      throw new Fail(`unpacked ${run.files} files / ${run.bytes} bytes, the index says ${index.files} / ${index.unpacked}`, false);
     }
+    // Every shard is verified: now the links (none existed while anything was written), then the
+    // marker that binds the tree to this hash ('wx': never through a link), then the rename.
     if ((process.umask() & 0o755) !== 0) for (const d of run.dirs) fs.chmodSync(d, 0o755);
-    fs.writeFileSync(path.join(tmp, MARKER), JSON.stringify({ sha256, bucket: s3.bucket, key: s3.key, files: run.files, bytes: run.bytes }));
+    createLinks(Buffer.from(`${tmp}/`), run.links.flat());
+    fs.writeFileSync(path.join(tmp, MARKER), JSON.stringify({ sha256, bucket: s3.bucket, key: s3.key, files: run.files, bytes: run.bytes }), { flag: 'wx' });
     try {
       fs.renameSync(tmp, final);
     } catch (e) {
@@ -788,15 +890,21 @@ async function attempt(s3: S3Object, sha256: string, size: number | undefined, u
   } catch (e) {
     req?.destroy();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    throw asFail(e, tmp ?? base);
+    throw s3.aborted ?? asFail(e, tmp ?? base);
   }
 }
 
+/** Whether `dir` is a real directory (not a link) whose marker (a file, not a link) names `sha256`. */
 function complete(dir: string, sha256: string): boolean {
+  if (!fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) return false;
+  let fd: number | undefined;
   try {
-    return (JSON.parse(fs.readFileSync(path.join(dir, MARKER), 'utf8')) as { sha256?: string }).sha256 === sha256;
+    fd = fs.openSync(path.join(dir, MARKER), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+    return (JSON.parse(fs.readFileSync(fd, 'utf8')) as { sha256?: string }).sha256 === sha256;
   } catch {
     return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 
@@ -821,10 +929,6 @@ function removeStale(base: string): void {
     }
     fs.rmSync(path.join(base, name), { recursive: true, force: true });
   }
-}
-
-function isSymlink(p: string): boolean {
-  return fs.lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
 }
 
 function intEnv(env: SlimEnv, name: string): number | undefined {
@@ -868,6 +972,8 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
   options: MaterialiseOptions): Promise<string> {
   const size = intEnv(env, 'WARM_WEB_SLIM_SIZE');
   const unpacked = intEnv(env, 'WARM_WEB_SLIM_UNPACKED');
+  const deadlineMs = intEnv(env, 'WARM_WEB_SLIM_DEADLINE_MS') ?? DEFAULT_DEADLINE_MS;
+  if (deadlineMs === 0) throw new SlimLoadError('warm-web slim: WARM_WEB_SLIM_DEADLINE_MS="0" must be a positive number of milliseconds');
   if (complete(final, sha256)) return final;
   const started = process.hrtime.bigint();
   const s3 = new S3Object(bucket, key, env);
@@ -877,7 +983,10 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
     throw new SlimLoadError(`warm-web slim: cannot load ${s3.where()}: cannot create ${base}: ${(e as Error).message}`);
   }
   removeStale(base);
-  if (fs.existsSync(final) || isSymlink(final)) {
+  if (fs.lstatSync(final, { throwIfNoEntry: false })) {
+    // Another INIT may have published its tree since the first look (removing stale copies takes a
+    // while): look again, so that a complete tree is never moved away from the process using it.
+    if (complete(final, sha256)) return final;
     // Not ours (ours only ever appear complete): move it out of the way, then delete it.
     const aside = path.join(base, `.tmp-${sha256.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
@@ -891,13 +1000,15 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
   const causes: string[] = [];
   let stats: Stats | undefined;
   let attempts = 0;
+  // One deadline for the whole load, retry included: a server that trickles never ends it otherwise.
+  const deadline = setTimeout(() => s3.abort(new Fail(`the load did not finish within its deadline of ${deadlineMs} ms (WARM_WEB_SLIM_DEADLINE_MS)`, false)), deadlineMs);
   try {
     while (!stats) {
       attempts++;
       try {
         stats = await attempt(s3, sha256, size, unpacked, base, final, workers);
       } catch (e) {
-        const f = asFail(e);
+        const f = s3.aborted ?? asFail(e);
         causes.push(f.message);
         if (!f.retry || attempts === 2) {
           throw new SlimLoadError(`warm-web slim: cannot load ${s3.where()} (WARM_WEB_SLIM_SHA256=${sha256}) after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${causes.join('; then: ')}`);
@@ -905,6 +1016,7 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
       }
     }
   } finally {
+    clearTimeout(deadline);
     s3.close();
   }
   const loadMs = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;

@@ -15,7 +15,7 @@ if _root not in sys.path and os.path.isdir(_root):
 # Slim code: the app arrives from S3 now, during INIT, and goes first on sys.path.
 if os.environ.get("WARM_WEB_SLIM_KEY"):
     from .slim import materialise
-    materialise(os.environ)
+    materialise(os.environ, started=_started)
 
 _app = os.environ.get("WARM_WEB_APP")
 _kind = os.environ.get("WARM_WEB_APP_KIND")

@@ -1,12 +1,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Size } from 'aws-cdk-lib';
+import { Annotations, Size } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { ALWAYS_EXCLUDED, BYTECODE, measureDirectory } from './private/code-directory';
+import { findCompiler, stageWithBytecode, StagedTree } from './private/bytecode';
+import { ALWAYS_EXCLUDED, BYTECODE, checkDirectory, measureDirectory } from './private/code-directory';
 import { SlimCodeAsset } from './slim-code-asset';
 
 /** Lambda's limit on the unzipped size of a function's code and layers. */
@@ -19,12 +20,32 @@ const UNZIPPED_LIMIT = Size.mebibytes(250);
 export interface WebCodeDirectoryOptions {
   /**
    * Glob patterns (relative to the directory) to leave out of the code package, in addition to
-   * `.git`, `cdk.out`, `.venv` and `.DS_Store`, which are always left out (and, for zip code,
-   * `__pycache__` and `*.pyc`; slim archives keep bytecode valid, so they keep it).
+   * `.git`, `cdk.out`, `.venv` and `.DS_Store`, which are always left out (and the directory's own
+   * `__pycache__` and `*.pyc` while `pythonBytecode` is on: they are replaced by bytecode for the function's Python).
    *
    * @default - only the paths above are left out
    */
   readonly exclude?: string[];
+
+  /**
+   * Compile the app and its dependencies to bytecode at synth, for the function's Python minor, so that
+   * no cold start compiles them (Lambda's code is read-only: Python cannot cache bytecode there, and
+   * compiling Django takes about a second of every INIT). The pycs are unchecked-hash (Python reads
+   * neither the source's mtime nor its text at import) and the sources stay, for tracebacks.
+   *
+   * The compiler is `python3.<minor>` on PATH when it is that minor, else the npm package
+   * `pyodide-py3<minor>` (Pyodide: the same CPython as WebAssembly) if installed; without either, synth
+   * warns and the code ships without bytecode. Compiled trees are cached by content (in the folder
+   * `WARM_WEB_BYTECODE_CACHE`, default `<tmpdir>/cdk-warm-web-bytecode`), so an unchanged tree is not
+   * compiled again. The directory itself is never written to.
+   *
+   * `false` ships the directory as it is, its own `__pycache__` included: make those pycs unchecked-hash
+   * (`python -m compileall --invalidation-mode unchecked-hash`), as a zip asset does not keep mtimes.
+   * Node apps are never compiled.
+   *
+   * @default true
+   */
+  readonly pythonBytecode?: boolean;
 }
 
 /**
@@ -58,6 +79,12 @@ export interface WebCodeBindOptions {
   readonly architecture: lambda.Architecture;
   /** The function's role, for code that the function reads at run time. */
   readonly role: iam.IRole;
+  /**
+   * The function's runtime: Python code is compiled to bytecode for its minor.
+   *
+   * @default - unknown: Python code ships without bytecode, with a synth warning
+   */
+  readonly runtime?: lambda.Runtime;
 }
 
 /**
@@ -147,25 +174,74 @@ export abstract class WebCode {
   public abstract bind(scope: Construct, options: WebCodeBindOptions): WebCodeConfig;
 }
 
+/** Python 3.<minor> of a Lambda runtime, or undefined for other languages. */
+function pythonMinor(runtime: lambda.Runtime): number | undefined {
+  const match = /^python3\.(\d+)$/.exec(runtime.name);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * The directory staged with bytecode for the function's Python, or undefined (with a warning when
+ * Python code will compile at every cold start) if it cannot or need not be.
+ */
+function withBytecode(scope: Construct, factory: string, directory: string, exclude: string[], runtime?: lambda.Runtime): StagedTree | undefined {
+  const warn = (why: string) => Annotations.of(scope).addWarningV2('cdk-warm-web:noBytecode',
+    `${factory}('${directory}'): ${why}; every cold start compiles the Python modules it imports `
+    + '(set pythonBytecode: false if the directory ships its own unchecked-hash bytecode)');
+  if (!runtime) {
+    warn('the function did not pass its runtime (WebCodeBindOptions.runtime), so no bytecode was compiled');
+    return undefined;
+  }
+  const minor = pythonMinor(runtime);
+  if (minor === undefined) return undefined;
+  const compiler = findCompiler(minor);
+  if (!compiler) {
+    warn(`no compiler for ${runtime.name} bytecode: put python3.${minor} on PATH, or install the npm package `
+      + `pyodide-py3${minor} (Pyodide for Python 3.${minor}, e.g. npm i -D pyodide-py3${minor}@npm:pyodide@<its version>)`);
+    return undefined;
+  }
+  const staged = stageWithBytecode(directory, exclude, compiler);
+  if (staged.compiled + staged.failed.length === 0) return undefined; // no Python: nothing to gain
+  if (staged.failed.length > 0) {
+    // They fail the same way if imported: often test fixtures or Python 2 files of dependencies, never imported.
+    Annotations.of(scope).addInfo(`${factory}: ${staged.failed.length} file(s) did not compile for ${runtime.name} `
+      + `and ship without bytecode: ${staged.failed.slice(0, 5).join(', ')}${staged.failed.length > 5 ? ', ...' : ''}`);
+  }
+  return staged;
+}
+
 class DirectoryCode extends WebCode {
   private readonly directory: string;
   private readonly exclude: string[];
+  private readonly bytes: number;
 
-  constructor(directory: string, options: WebCodeDirectoryOptions) {
+  constructor(directory: string, private readonly options: WebCodeDirectoryOptions) {
     super();
     this.directory = path.resolve(directory);
-    this.exclude = [...ALWAYS_EXCLUDED, ...BYTECODE, ...(options.exclude ?? [])];
-    const { bytes } = measureDirectory('WebCode.fromDirectory', directory, this.exclude);
-    if (bytes > UNZIPPED_LIMIT.toBytes()) {
-      const mb = (bytes / 1024 / 1024).toFixed(1);
-      throw new Error(`WebCode.fromDirectory: '${directory}' holds ${mb} MiB, over Lambda's 250 MiB unzipped limit; `
-        + 'use WebCode.fromSlimAsset (up to 10 GB, loaded during INIT) or WebCode.fromImageAsset');
+    this.exclude = [...ALWAYS_EXCLUDED, ...(options.pythonBytecode === false ? [] : BYTECODE), ...(options.exclude ?? [])];
+    this.bytes = measureDirectory('WebCode.fromDirectory', directory, this.exclude).bytes;
+    if (this.bytes > UNZIPPED_LIMIT.toBytes()) {
+      throw overLimit(directory, this.bytes, '');
     }
   }
 
-  public bind(): WebCodeConfig {
-    return { code: lambda.Code.fromAsset(this.directory, { exclude: this.exclude }) };
+  public bind(scope: Construct, options: WebCodeBindOptions): WebCodeConfig {
+    const staged = this.options.pythonBytecode === false ? undefined
+      : withBytecode(scope, 'WebCode.fromDirectory', this.directory, this.exclude, options.runtime);
+    if (!staged) {
+      return { code: lambda.Code.fromAsset(this.directory, { exclude: this.exclude }) };
+    }
+    if (this.bytes + staged.pycBytes > UNZIPPED_LIMIT.toBytes()) {
+      throw overLimit(this.directory, this.bytes + staged.pycBytes, ' with its bytecode (pythonBytecode: false ships it without)');
+    }
+    return { code: lambda.Code.fromAsset(staged.directory) };
   }
+}
+
+function overLimit(directory: string, bytes: number, what: string): Error {
+  const mb = (bytes / 1024 / 1024).toFixed(1);
+  return new Error(`WebCode.fromDirectory: '${directory}' holds ${mb} MiB${what}, over Lambda's 250 MiB unzipped limit; `
+    + 'use WebCode.fromSlimAsset (up to 10 GB, loaded during INIT) or WebCode.fromImageAsset');
 }
 
 class SlimCode extends WebCode {
@@ -174,7 +250,12 @@ class SlimCode extends WebCode {
   }
 
   public bind(scope: Construct, options: WebCodeBindOptions): WebCodeConfig {
-    const asset = new SlimCodeAsset(scope, 'SlimCode', { directory: this.directory, exclude: this.options.exclude });
+    checkDirectory('SlimCodeAsset', this.directory);
+    const exclude = [...ALWAYS_EXCLUDED, ...BYTECODE, ...(this.options.exclude ?? [])];
+    // The archive is packed from the staged copy: its bytecode is what the function's Python reads.
+    const staged = this.options.pythonBytecode === false ? undefined
+      : withBytecode(scope, 'WebCode.fromSlimAsset', this.directory, exclude, options.runtime);
+    const asset = new SlimCodeAsset(scope, 'SlimCode', { directory: staged?.directory ?? this.directory, exclude: this.options.exclude });
     asset.grantRead(options.role);
     return {
       // The function's own code is only a marker: the app arrives from S3 during INIT.

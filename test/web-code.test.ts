@@ -2,6 +2,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { WebCode } from '../lib';
 
 function tempDir(): string {
@@ -12,7 +14,10 @@ describe('WebCode.fromDirectory', () => {
   test('binds to a zip asset of the directory', () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'app.py'), 'app = None\n');
-    const config = WebCode.fromDirectory(dir).bind(new Stack(new App(), 'S'));
+    const stack = new Stack(new App(), 'S');
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    const config = WebCode.fromDirectory(dir, { pythonBytecode: false })
+      .bind(stack, { handler: 'h', shimDirectory: dir, architecture: lambda.Architecture.ARM_64, role, runtime: lambda.Runtime.PYTHON_3_14 });
     expect(config.code.isInline).toBe(false);
     expect(config.environment).toBeUndefined();
   });

@@ -6,8 +6,9 @@ import { IgnoreStrategy } from 'aws-cdk-lib';
 export const ALWAYS_EXCLUDED = ['.git', 'cdk.out', '.venv', '**/.DS_Store'];
 
 /**
- * Python bytecode, left out of zip code: Lambda's zip extraction changes mtimes, so it would be stale.
- * Slim archives keep it (the packer keeps it valid), saving the compile on every cold start.
+ * The directory's own Python bytecode: replaced by bytecode compiled for the function's Python (see
+ * bytecode.ts). Without that, zip code leaves it out (a zip asset does not keep mtimes, so timestamp
+ * pycs would be stale) and slim archives keep it (the packer keeps mtimes).
  */
 export const BYTECODE = ['**/__pycache__', '**/*.pyc'];
 

@@ -51,6 +51,9 @@ describe('base path', () => {
     // No mapping, or a resource that matched the whole path: no base path.
     expect(requestOf(custom('/items/42', '/items/{id}', { id: '42' }))).toMatchObject({ url: '/items/42', basePath: '' });
     expect(requestOf(custom('/a/b', '/{proxy+}', { proxy: 'a/b' }))).toMatchObject({ url: '/a/b', basePath: '' });
+    // Path parameters arrive decoded: an encoded / in the path is a segment of the parameter.
+    expect(requestOf(custom('/api/a%2Fb', '/{proxy+}', { proxy: 'a/b' }))).toMatchObject({ url: '/a%2Fb', basePath: '/api' });
+    expect(requestOf(custom('/a%2Fb', '/{proxy+}', { proxy: 'a/b' }))).toMatchObject({ url: '/a%2Fb', basePath: '' });
   });
 
   test('an explicit base path is taken off whole segments only, after the stage', () => {
@@ -165,6 +168,9 @@ describe('recogniseEvent', () => {
   test('HTTP API rawPath is decoded once by AWS and encoded again; a Function URL path is kept', () => {
     const http = eventFor('http', { method: 'GET', path: '/' });
     http.rawPath = '/files/a%20b/100%';
+    expect(requestOf(http).url).toBe('/files/a%2520b/100%25');
+    // Priming's events pose as HTTP API on localhost.
+    (http.requestContext as Json).domainName = 'localhost';
     expect(requestOf(http).url).toBe('/files/a%2520b/100%25');
     const url = eventFor('url', { method: 'GET', path: '/files/a%2520b/100%25' });
     expect(requestOf(url).url).toBe('/files/a%2520b/100%25');

@@ -117,12 +117,11 @@ export function decodePath(path: string): string {
 }
 
 /**
- * Whether a payload 2.0 rawPath arrives decoded: API Gateway HTTP APIs decode it once, on their
- * execute-api domain or a custom one. Function URLs keep it as the client sent it, and so do events made
- * without API Gateway (priming, local emulators), whose domainName is a bare host name such as localhost.
+ * Whether a payload 2.0 rawPath arrives decoded: API Gateway HTTP APIs decode it once (on any domain, so
+ * priming's events for localhost carry it decoded too); Function URLs keep it as the client sent it.
  */
 function rawPathIsDecoded(domainName: string | undefined): boolean {
-  return domainName !== undefined && domainName.includes('.') && !FUNCTION_URL_DOMAIN.test(domainName);
+  return !FUNCTION_URL_DOMAIN.test(domainName ?? '');
 }
 
 function encodeComponent(text: string): string {
@@ -290,7 +289,7 @@ function splitSegments(path: string, count: number): [string, string] | undefine
 
 /**
  * How many path segments the REST resource matched: its own, with a greedy `{name+}` standing for as many
- * as its path parameter has. `undefined` when the event does not tell.
+ * as its path parameter (decoded, as API Gateway hands them over) has. `undefined` when the event does not tell.
  */
 function resourceSegments(event: Json): number | undefined {
   const resource = stringOf(event.resource);
@@ -407,10 +406,11 @@ function restRequest(event: Json, requestContext: Json, options: RecogniseOption
       stage = fullPath;
     }
   }
-  // A custom domain's base path mapping is in both paths; the resource tells how much of the path it matched.
+  // A custom domain's base path mapping is in both paths; the resource tells how much of the path it
+  // matched. Counted in the decoded path, as the parameters are: an encoded %2F in them is a segment more.
   const matched = resourceSegments(event);
   const [base, path] = splitBasePath(encodePath(eventPath), encodedBasePath(options), matched === undefined ? undefined : (encoded) => {
-    const total = encoded.split('/').filter(Boolean).length;
+    const total = decodePath(encoded).split('/').filter(Boolean).length;
     return total > matched ? splitSegments(encoded, total - matched) : undefined;
   });
   const identity = isObject(requestContext.identity) ? requestContext.identity : {};

@@ -204,6 +204,32 @@ withServer('Node slim loader: hostile archives and bad days', () => {
     expect(everything(box)).toEqual(['tmp', 'tmp/warm-web']);
   });
 
+  test.each([
+    ['dot-link', 'unsafe path in archive: "./up"'],
+    ['marker-entry', 'reserved name in archive: ".warm-web-slim"'],
+    ['link-over-entry', 'symlink where the archive has other entries: "lib" -> "pkg"'],
+    ['pax-bomb', 'shard 0: a pax header of 100016 bytes (at most 65536)'],
+  ] as Array<[HostileCase, string]>)('%s is refused, not retried, and leaves nothing', async (c, cause) => {
+    const { box, tmp } = newBox();
+    await loadFails(envFor(c, tmp), [`after 1 attempt: ${cause}`]);
+    expect(everything(box)).toEqual(['tmp', 'tmp/warm-web']);
+  });
+
+  test('a link at the final path is not trusted, whatever its marker says, and what it points at is left alone', async () => {
+    const { box, tmp } = newBox();
+    const sha = crafted.get('good')!.sha256;
+    const elsewhere = path.join(box, 'elsewhere');
+    fs.mkdirSync(elsewhere);
+    fs.writeFileSync(path.join(elsewhere, '.warm-web-slim'), JSON.stringify({ sha256: sha }));
+    fs.writeFileSync(path.join(elsewhere, 'app.js'), 'exports.handler = async () => ({ app: "elsewhere" });\n');
+    fs.mkdirSync(path.join(tmp, 'warm-web'));
+    fs.symlinkSync(elsewhere, path.join(tmp, 'warm-web', sha));
+    const dir = await materialise(envFor('good', tmp), { emit: false });
+    expect(fs.lstatSync(dir).isDirectory()).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'app.js'), 'utf8')).toContain('good');
+    expect(fs.readdirSync(elsewhere).sort()).toEqual(['.warm-web-slim', 'app.js']);
+  });
+
   test('a replaced shard plants nothing: the next INIT in the same sandbox does not load the attacker\'s module', async () => {
     const { box, tmp } = newBox();
     // replaced-shard keeps the good archive's index, so its WARM_WEB_SLIM_SHA256 is the good one.

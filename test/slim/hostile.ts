@@ -21,7 +21,8 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { packDirectory, readIndex, SLIM_FORMAT, SLIM_FORMAT_VERSION, SLIM_MTIME, type ShardRecord, type SlimIndex } from '../../lib/slim/pack';
 
-export const CASES = ['good', 'symlink-chain', 'replaced-shard', 'duplicate-entry', 'entry-cut-by-shard-end', 'size-lie'] as const;
+export const CASES = ['good', 'symlink-chain', 'replaced-shard', 'duplicate-entry', 'entry-cut-by-shard-end', 'size-lie',
+  'dot-link', 'marker-entry', 'link-over-entry', 'pax-bomb'] as const;
 export type HostileCase = typeof CASES[number];
 
 /** What the crafter prints: the values of WARM_WEB_SLIM_SHA256, WARM_WEB_SLIM_SIZE and WARM_WEB_SLIM_UNPACKED. */
@@ -47,7 +48,7 @@ type Entry =
   | { readonly type: 'dir'; readonly name: string }
   | { readonly type: 'symlink'; readonly name: string; readonly target: string };
 
-function header(name: string, type: '0' | '2' | '5', size: number, mode: number, link = ''): Buffer {
+function header(name: string, type: '0' | '2' | '5' | 'x', size: number, mode: number, link = ''): Buffer {
   const h = Buffer.alloc(BLOCK);
   const field = (value: number, offset: number, length: number): void => {
     h.write(`${value.toString(8).padStart(length - 1, '0')}\u0000`, offset, 'latin1');
@@ -247,6 +248,24 @@ export function craft(name: HostileCase, outFile: string): Crafted {
       const shard0 = Buffer.concat([tarOf([{ type: 'file', name: 'app.py', data: GOOD_APP_PY }]), header('big.txt', '0', big.length, 0o644), big.subarray(0, 1024)]);
       const shard1 = Buffer.concat([big.subarray(1024), tarOf([{ type: 'file', name: 'app.js', data: GOOD_APP_JS }]), END]);
       return writeRaw([[shard0, 2], [shard1, 1]], GOOD_APP_PY.length + big.length + GOOD_APP_JS.length, 3, outFile);
+    }
+    case 'dot-link':
+      // `./up` counts as two levels deep to a lexical check, so `..` seems to stay inside; it is the root's parent.
+      return writeHonest([[{ type: 'symlink', name: './up', target: '..' }, { type: 'file', name: 'app.js', data: GOOD_APP_JS }]], outFile);
+    case 'marker-entry':
+      // The archive brings its own ready marker, naming the hash a later INIT will look for.
+      return writeHonest([[{ type: 'file', name: MARKER, data: JSON.stringify({ sha256: '0'.repeat(64) }) }, { type: 'file', name: 'app.js', data: GOOD_APP_JS }]], outFile);
+    case 'link-over-entry':
+      // A file under lib/, then lib itself as a link: the link would sit over the archive's own directory.
+      return writeHonest([[{ type: 'dir', name: 'pkg' }, { type: 'file', name: 'lib/a.js', data: GOOD_APP_JS }, { type: 'symlink', name: 'lib', target: 'pkg' }]], outFile);
+    case 'pax-bomb': {
+      // A pax header of 100 kB (one `comment` record), which a reader would hold in memory.
+      const value = 'c'.repeat(100_000);
+      let length = value.length + ' comment=\n'.length;
+      length += String(length + String(length).length).length;
+      const body = Buffer.from(`${length} comment=${value}\n`);
+      const raw = Buffer.concat([header('././@PaxHeader', 'x', body.length, 0o644), body, pad(body.length), tarOf([{ type: 'file', name: 'app.js', data: GOOD_APP_JS }]), END]);
+      return writeRaw([[raw, 1]], GOOD_APP_JS.length, 1, outFile);
     }
     case 'size-lie':
       // A header declaring 1 GiB in a shard of a few KiB: what is written must stop at the shard's end.

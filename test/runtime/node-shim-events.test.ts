@@ -158,11 +158,13 @@ describe('recogniseEvent', () => {
     expect(requestOf(event).sourceIp).toBe(client);
   });
 
-  test('no Host header: requestContext.domainName is the host; a Host header is kept', () => {
+  test('no Host header: requestContext.domainName is the host, else localhost; a Host header is kept', () => {
     const bare = eventFor('http', { method: 'GET', path: '/' });
     expect(requestOf(bare).headers.host).toBe('abc123.execute-api.eu-west-1.amazonaws.com');
     const hosted = eventFor('http', { method: 'GET', path: '/', headers: [['host', 'example.test']] });
     expect(requestOf(hosted).headers.host).toBe('example.test');
+    delete (bare.requestContext as Json).domainName;
+    expect(requestOf(bare).headers.host).toBe('localhost');
   });
 
   test('HTTP API rawPath is decoded once by AWS and encoded again; a Function URL path is kept', () => {

@@ -345,11 +345,10 @@ function buildRequest(
   // The integration has already de-chunked the body; a leftover Transfer-Encoding would contradict Content-Length.
   builder.remove('transfer-encoding');
   if (headers.host === undefined) {
-    // Every HTTP/1.1 request has one; the integration knows the name the client used.
+    // Every HTTP/1.1 request has one; the integration knows the name the client used (a console test
+    // invoke may have neither: then the name priming uses, as the Python shim does).
     const domainName = isObject(event.requestContext) ? stringOf(event.requestContext.domainName) : undefined;
-    if (domainName) {
-      builder.add('host', domainName);
-    }
+    builder.add('host', domainName || 'localhost');
   }
   const path = encodedPath || '/';
   return {

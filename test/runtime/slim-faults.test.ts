@@ -1,6 +1,7 @@
 // The Node slim-code loader against hostile archives (test/slim/hostile.ts) and bad days: a replaced
 // shard, racing INITs, a trickling S3, a failed load. moto's S3 server on loopback; the second-INIT and
 // failed-load cases run the layer's bundle in real processes, as Lambda's Node runtime loads it.
+/* eslint-disable no-bitwise */ // open(2) flags are bit fields
 import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';

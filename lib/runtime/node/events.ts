@@ -30,10 +30,13 @@ export interface RecognisedEvent {
   readonly request: HttpRequest;
 }
 
-/** An HTTP event that cannot be served as it is (the reason is the 400 body); the shape says how to answer. */
+/** An HTTP event that cannot be served as it is; the shape says how to answer. */
 export interface InvalidEvent {
   readonly shape: EventShape;
+  /** The 400's body. */
   readonly invalid: string;
+  /** For an event missing a field its shape always has: which, for the error line. */
+  readonly malformed?: string;
 }
 
 export interface RecogniseOptions {
@@ -68,6 +71,7 @@ const DECODED_PATH_ESCAPE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/gu;
 const FUNCTION_URL_DOMAIN = /\.lambda-url\.[a-z0-9-]+\.on\.aws$/;
 
 export const INVALID_BASE64_BODY = "warm-web: the event's body is marked isBase64Encoded but is not valid base64";
+export const MALFORMED_EVENT_BODY = 'warm-web: unrecognised event shape (expected API Gateway REST or HTTP API, Function URL or ALB)';
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -381,7 +385,7 @@ function encodedBasePath(options: RecogniseOptions): string | undefined {
   return options.basePath === undefined ? undefined : encodePath(options.basePath);
 }
 
-function restRequest(event: Json, requestContext: Json, options: RecogniseOptions): HttpRequest | string {
+function restRequest(event: Json, requestContext: Json, method: string, options: RecogniseOptions): HttpRequest | string {
   const builder = new HeaderBuilder();
   if (isObject(event.multiValueHeaders)) {
     builder.addMulti(event.multiValueHeaders);
@@ -413,10 +417,10 @@ function restRequest(event: Json, requestContext: Json, options: RecogniseOption
     return total > matched ? splitSegments(encoded, total - matched) : undefined;
   });
   const identity = isObject(requestContext.identity) ? requestContext.identity : {};
-  return buildRequest(stringOf(event.httpMethod) ?? 'GET', path, decodePath(stage + base), query, builder, event, stringOf(identity.sourceIp));
+  return buildRequest(method, path, decodePath(stage + base), query, builder, event, stringOf(identity.sourceIp));
 }
 
-function httpApiRequest(event: Json, requestContext: Json, options: RecogniseOptions): HttpRequest | string {
+function httpApiRequest(event: Json, requestContext: Json, method: string, options: RecogniseOptions): HttpRequest | string {
   const builder = new HeaderBuilder();
   builder.addSingle(event.headers);
   if (Array.isArray(event.cookies) && event.cookies.length > 0) {
@@ -446,11 +450,10 @@ function httpApiRequest(event: Json, requestContext: Json, options: RecogniseOpt
     [base, encoded] = splitBasePath(encodePath(path), encodedBasePath(options));
     base = decodePath(base);
   }
-  const method = stringOf(http.method) ?? 'GET';
   return buildRequest(method, encoded, stage + base, stringOf(event.rawQueryString) ?? '', builder, event, stringOf(http.sourceIp));
 }
 
-function albRequest(event: Json, multi: boolean, options: RecogniseOptions): HttpRequest | string {
+function albRequest(event: Json, multi: boolean, method: string, options: RecogniseOptions): HttpRequest | string {
   const builder = new HeaderBuilder();
   let query = '';
   if (multi) {
@@ -465,7 +468,7 @@ function albRequest(event: Json, multi: boolean, options: RecogniseOptions): Htt
     }
   }
   const [base, path] = splitBasePath(encodePath(stringOf(event.path) ?? '/'), encodedBasePath(options));
-  return buildRequest(stringOf(event.httpMethod) ?? 'GET', path, decodePath(base), query, builder, event);
+  return buildRequest(method, path, decodePath(base), query, builder, event);
 }
 
 function recognised(shape: EventShape, request: HttpRequest | string): RecognisedEvent | InvalidEvent {
@@ -474,7 +477,7 @@ function recognised(shape: EventShape, request: HttpRequest | string): Recognise
 
 /**
  * Recognises an API Gateway REST, HTTP API / Function URL or ALB event; `undefined` for anything else,
- * an InvalidEvent for one of those that cannot be served (a body marked base64 that is not).
+ * an InvalidEvent for one of those that cannot be served (no method, a body marked base64 that is not).
  */
 export function recogniseEvent(event: unknown, options: RecogniseOptions = {}): RecognisedEvent | InvalidEvent | undefined {
   if (!isObject(event) || !isObject(event.requestContext)) {
@@ -483,13 +486,22 @@ export function recogniseEvent(event: unknown, options: RecogniseOptions = {}): 
   const requestContext = event.requestContext;
   if (isObject(requestContext.elb)) {
     const multi = isObject(event.multiValueHeaders);
-    return recognised(multi ? 'alb-multi' : 'alb-single', albRequest(event, multi, options));
+    const shape = multi ? 'alb-multi' : 'alb-single';
+    if (typeof event.httpMethod !== 'string') {
+      return { shape, invalid: MALFORMED_EVENT_BODY, malformed: `httpMethod is ${JSON.stringify(event.httpMethod) ?? 'missing'}` };
+    }
+    return recognised(shape, albRequest(event, multi, event.httpMethod, options));
   }
   if (event.version === '2.0') {
-    return recognised('http', httpApiRequest(event, requestContext, options));
+    // A guessed GET would run the app for a request nobody described.
+    const method = isObject(requestContext.http) ? requestContext.http.method : undefined;
+    if (typeof method !== 'string') {
+      return { shape: 'http', invalid: MALFORMED_EVENT_BODY, malformed: `requestContext.http.method is ${JSON.stringify(method) ?? 'missing'}` };
+    }
+    return recognised('http', httpApiRequest(event, requestContext, method, options));
   }
   if (typeof event.httpMethod === 'string') {
-    return recognised('rest', restRequest(event, requestContext, options));
+    return recognised('rest', restRequest(event, requestContext, event.httpMethod, options));
   }
   return undefined;
 }
@@ -583,9 +595,16 @@ export function unrecognisedEventResponse(event: unknown): Json {
   return { statusCode: 400, headers: { 'content-type': 'text/plain; charset=utf-8' }, body };
 }
 
-/** The 400 for an HTTP event that cannot be served, in the format its integration expects; one warning line. */
+/**
+ * The 400 for an HTTP event that cannot be served, in the format its integration expects, and one log
+ * line: an error for a malformed event (whatever sends it needs fixing), a warning for a bad body.
+ */
 export function invalidEventResponse(invalid: InvalidEvent): Json {
-  console.warn(`${invalid.invalid} (${invalid.shape} event); answered 400 without calling the app`);
+  if (invalid.malformed) {
+    console.error(`warm-web: malformed ${invalid.shape} event: ${invalid.malformed}; answered 400 without calling the app`);
+  } else {
+    console.warn(`${invalid.invalid} (${invalid.shape} event); answered 400 without calling the app`);
+  }
   const body = Buffer.from(invalid.invalid, 'utf8');
   return formatResponse(invalid.shape, { statusCode: 400, statusMessage: 'Bad Request', headers: { 'content-type': 'text/plain; charset=utf-8' }, body }, false);
 }

@@ -22,7 +22,7 @@ import * as zlib from 'zlib';
 import { packDirectory, readIndex, SLIM_FORMAT, SLIM_FORMAT_VERSION, SLIM_MTIME, type ShardRecord, type SlimIndex } from '../../lib/slim/pack';
 
 export const CASES = ['good', 'symlink-chain', 'replaced-shard', 'duplicate-entry', 'entry-cut-by-shard-end', 'size-lie',
-  'dot-link', 'marker-entry', 'link-over-entry', 'pax-bomb'] as const;
+  'dot-link', 'marker-entry', 'link-over-entry', 'pax-bomb', 'shard-not-gzip'] as const;
 export type HostileCase = typeof CASES[number];
 
 /** What the crafter prints: the values of WARM_WEB_SLIM_SHA256, WARM_WEB_SLIM_SIZE and WARM_WEB_SLIM_UNPACKED. */
@@ -266,6 +266,14 @@ export function craft(name: HostileCase, outFile: string): Crafted {
       const body = Buffer.from(`${length} comment=${value}\n`);
       const raw = Buffer.concat([header('././@PaxHeader', 'x', body.length, 0o644), body, pad(body.length), tarOf([{ type: 'file', name: 'app.js', data: GOOD_APP_JS }]), END]);
       return writeRaw([[raw, 1]], GOOD_APP_JS.length, 1, outFile);
+    }
+    case 'shard-not-gzip': {
+      // A shard that is not a gzip member at all, with the index's hash of exactly those bytes.
+      const junk = Buffer.from('this shard is not a gzip member '.repeat(32));
+      const shards: ShardRecord[] = [[junk.length, 1024, 0, sha256(junk)]];
+      const none = { unpacked: 0, files: 0, dirs: 0, symlinks: 0 };
+      const head = indexMember({ format: SLIM_FORMAT, v: SLIM_FORMAT_VERSION, mtime: SLIM_MTIME, ...none, shards });
+      return save(Buffer.concat([head, junk]), sha256(head), 0, outFile);
     }
     case 'size-lie':
       // A header declaring 1 GiB in a shard of a few KiB: what is written must stop at the shard's end.

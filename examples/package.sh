@@ -7,7 +7,9 @@ dir="$(cd "$(dirname "$0")" && pwd)/$name"
 [ -d "$dir/app" ] || { echo "no example named '$name' (no $dir/app)" >&2; exit 2; }
 rm -rf "$dir/build.tmp" && mkdir -p "$dir/build.tmp"
 if [ -f "$dir/requirements.txt" ]; then
-  # Wheels for Lambda's platform, not this machine's: arm64, CPython 3.14.
+  # Wheels for Lambda's platform, not this machine's: arm64, CPython 3.14. --no-compile: pip would
+  # compile with this machine's python3, for its minor, not the function's; WebCode compiles the tree at
+  # synth for the function's Python (pythonBytecode) and would leave those pycs out anyway.
   python3 -m pip install --quiet --retries 0 --timeout 5 --no-compile \
     --platform manylinux2014_aarch64 --implementation cp --python-version 3.14 --only-binary=:all: \
     -r "$dir/requirements.txt" -t "$dir/build.tmp"

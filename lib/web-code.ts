@@ -6,7 +6,7 @@ import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { findCompiler, stageWithBytecode, StagedTree } from './private/bytecode';
+import { findCompiler, PYODIDE, PYODIDE_RELEASES, stageWithBytecode, StagedTree } from './private/bytecode';
 import { ALWAYS_EXCLUDED, BYTECODE, checkDirectory, measureDirectory } from './private/code-directory';
 import { SlimCodeAsset } from './slim-code-asset';
 
@@ -149,6 +149,10 @@ export abstract class WebCode {
    * `COPY --from=warm-web-shim python/warm_web ${LAMBDA_TASK_ROOT}/warm_web` (Python) or
    * `COPY --from=warm-web-shim warm-web /opt/warm-web` (Node). The image's CMD is set to the shim.
    *
+   * An image's code is read-only on Lambda too, so a Python image should carry its bytecode: compile it
+   * with the image's own Python as the last step,
+   * `RUN python -m compileall -q -j 0 --invalidation-mode unchecked-hash ${LAMBDA_TASK_ROOT}`.
+   *
    * @param directory the Docker build context
    */
   public static fromImageAsset(directory: string, options: WebCodeImageAssetOptions = {}): WebCode {
@@ -196,8 +200,9 @@ function withBytecode(scope: Construct, factory: string, directory: string, excl
   if (minor === undefined) return undefined;
   const compiler = findCompiler(minor);
   if (!compiler) {
-    warn(`no compiler for ${runtime.name} bytecode: put python3.${minor} on PATH, or install the npm package `
-      + `pyodide-py3${minor} (Pyodide for Python 3.${minor}, e.g. npm i -D pyodide-py3${minor}@npm:pyodide@<its version>)`);
+    const release = PYODIDE_RELEASES[minor];
+    warn(`no compiler for ${runtime.name} bytecode: put python3.${minor} on PATH`
+      + (release ? `, or install Pyodide for it (npm i -D ${PYODIDE(minor)}@npm:pyodide@${release})` : ''));
     return undefined;
   }
   const staged = stageWithBytecode(directory, exclude, compiler);

@@ -152,7 +152,7 @@ describe('Python bytecode compiled at synth', () => {
     const dir = appDir({ '__pycache__/app.cpython-399.pyc': 'x' });
     const { stack, asset } = bind(fromDirectory(dir), new lambda.Runtime('python3.99', lambda.RuntimeFamily.PYTHON));
     Annotations.fromStack(stack).hasWarning('*', Match.stringLikeRegexp(
-      "WebCode.fromDirectory\\('.*'\\): no compiler for python3.99 bytecode: put python3.99 on PATH, or install the npm package pyodide-py399 .*; every cold start compiles"));
+      "WebCode.fromDirectory\\('.*'\\): no compiler for python3.99 bytecode: put python3.99 on PATH; every cold start compiles"));
     expect(fs.existsSync(path.join(asset, '__pycache__'))).toBe(false);
     expect(fs.readdirSync(cache)).toEqual([]);
   });

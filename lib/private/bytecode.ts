@@ -27,7 +27,9 @@ const CACHE_DAYS = 7;
 const DEST_DIR = '/var/task';
 
 /** One Pyodide (CPython as WebAssembly) per Lambda minor: the package name, as the shim layer's build uses. */
-const PYODIDE = (minor: number) => `pyodide-py3${minor}`;
+export const PYODIDE = (minor: number) => `pyodide-py3${minor}`;
+/** The Pyodide release of each minor that this library is tested with (its dev dependencies). */
+export const PYODIDE_RELEASES: Record<number, string> = { 12: '0.27.7', 13: '0.29.3', 14: '314.0.7' };
 
 /**
  * `compile_tree(root, ddir)` compiles every `.py` under root next to itself (`__pycache__/<name>.<tag>.pyc`)

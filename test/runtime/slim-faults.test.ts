@@ -211,6 +211,7 @@ withServer('Node slim loader: hostile archives and bad days', () => {
     ['link-over-entry', 'symlink where the archive has other entries: "lib" -> "pkg"'],
     ['pax-bomb', 'shard 0: a pax header of 100016 bytes (at most 65536)'],
     ['shard-not-gzip', 'shard 0 does not inflate: incorrect header check'],
+    ['link-through-link', 'symlink leaves the tree through other links: "c" -> "a/b/.."'],
   ] as Array<[HostileCase, string]>)('%s is refused, not retried, and leaves nothing', async (c, cause) => {
     const { box, tmp } = newBox();
     await loadFails(envFor(c, tmp), [`after 1 attempt: ${cause}`]);

@@ -22,7 +22,7 @@ import * as zlib from 'zlib';
 import { packDirectory, readIndex, SLIM_FORMAT, SLIM_FORMAT_VERSION, SLIM_MTIME, type ShardRecord, type SlimIndex } from '../../lib/slim/pack';
 
 export const CASES = ['good', 'symlink-chain', 'replaced-shard', 'duplicate-entry', 'entry-cut-by-shard-end', 'size-lie',
-  'dot-link', 'marker-entry', 'link-over-entry', 'pax-bomb', 'shard-not-gzip'] as const;
+  'dot-link', 'marker-entry', 'link-over-entry', 'pax-bomb', 'shard-not-gzip', 'link-through-link'] as const;
 export type HostileCase = typeof CASES[number];
 
 /** What the crafter prints: the values of WARM_WEB_SLIM_SHA256, WARM_WEB_SLIM_SIZE and WARM_WEB_SLIM_UNPACKED. */
@@ -258,6 +258,10 @@ export function craft(name: HostileCase, outFile: string): Crafted {
     case 'link-over-entry':
       // A file under lib/, then lib itself as a link: the link would sit over the archive's own directory.
       return writeHonest([[{ type: 'dir', name: 'pkg' }, { type: 'file', name: 'lib/a.js', data: GOOD_APP_JS }, { type: 'symlink', name: 'lib', target: 'pkg' }]], outFile);
+    case 'link-through-link':
+      // Each link stays inside by itself; `c` through `a/b` is the root's parent.
+      return writeHonest([[{ type: 'dir', name: 'a' }, { type: 'symlink', name: 'a/b', target: '..' }, { type: 'symlink', name: 'c', target: 'a/b/..' },
+        { type: 'file', name: 'app.js', data: GOOD_APP_JS }]], outFile);
     case 'pax-bomb': {
       // A pax header of 100 kB (one `comment` record), which a reader would hold in memory.
       const value = 'c'.repeat(100_000);

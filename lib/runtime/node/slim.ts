@@ -526,6 +526,8 @@ function parentOf(p: Buffer): Buffer {
  * or where the archive also put a file or directory, is refused, so no link is ever made through one.
  */
 function createLinks(root: Buffer, links: ReadonlyArray<[Buffer, Buffer]>): void {
+  const targets = new Map(links.map(([name, target]) => [name.toString('latin1'), target.toString('latin1')]));
+  for (const [name, target] of links) checkResolved(name, target, targets);
   for (const [name, target] of links) {
     for (let slash = name.indexOf(SLASH); slash >= 0; slash = name.indexOf(SLASH, slash + 1)) {
       const dir = name.subarray(0, slash);
@@ -538,6 +540,34 @@ function createLinks(root: Buffer, links: ReadonlyArray<[Buffer, Buffer]>): void
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       throw unsafe('symlink where the archive has other entries', name, target);
+    }
+  }
+}
+
+/**
+ * Refuses a link that leaves the tree once the links it passes through are followed (`c -> a/b/..` with
+ * `a/b -> ..`), which the lexical check of each link alone cannot see. The walk follows the archive's
+ * links as the kernel would; a name that is no link is taken as a directory, which can only err on the
+ * side of refusing (the kernel would stop there).
+ */
+function checkResolved(name: Buffer, target: Buffer, targets: ReadonlyMap<string, string>): void {
+  const dir = name.toString('latin1').split('/').slice(0, -1);
+  const todo = target.toString('latin1').split('/');
+  let hops = 0;
+  while (todo.length > 0) {
+    const part = todo.shift()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (dir.pop() === undefined) throw unsafe('symlink leaves the tree through other links', name, target);
+      continue;
+    }
+    const next = targets.get([...dir, part].join('/'));
+    if (next === undefined) {
+      dir.push(part);
+    } else {
+      // Kernels give up after 40 links in one lookup.
+      if (++hops > 40) throw unsafe('symlink loop in archive', name, target);
+      todo.unshift(...next.split('/'));
     }
   }
 }

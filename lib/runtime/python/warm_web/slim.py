@@ -44,6 +44,10 @@ CHUNK = 256 * 1024
 INFLATE_MAX = 1 << 20
 TIMEOUT_S = 20.0
 DEFAULT_DEADLINE_MS = 9500.0
+# Provisioned-concurrency and SnapStart INITs, and the INIT Lambda runs again inside the first invoke
+# after one ran out of time, may take longer: Lambda allows them 130 s or the function timeout.
+LONG_DEADLINE_MS = 125_000.0
+OUT_OF_TIME = ".out-of-time-"  # $TMPDIR/warm-web/.out-of-time-<sha256>: the last load ran out of time
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 _loaded = {}
@@ -1018,12 +1022,19 @@ def _int_env(env, name):
         raise SlimLoadError(f"warm-web slim: {name}={value!r} is not an integer") from None
 
 
-def deadline_ms(env):
+def deadline_ms(env, note=None):
     """The whole load's deadline in ms and where it comes from: WARM_WEB_SLIM_DEADLINE_MS, else the
-    INIT budget (Lambda ends an on-demand INIT at 10 s; like async INIT's 9500 ms the load stops half a
-    second before, so that its error, not a timeout, is what INIT reports)."""
+    INIT budget. Lambda ends an on-demand INIT at 10 s (like async INIT's 9500 ms the load stops half a
+    second before, so that its error, not a timeout, is what INIT reports) and runs it again inside the
+    first invoke, with the function's timeout; a provisioned-concurrency or SnapStart INIT may take 130 s.
+    ``note`` is the file a load that ran out of time leaves: the INIT after it gets the long budget."""
     raw = env.get("WARM_WEB_SLIM_DEADLINE_MS")
     if raw in (None, ""):
+        kind = env.get("AWS_LAMBDA_INITIALIZATION_TYPE")
+        if kind in ("provisioned-concurrency", "snap-start"):
+            return LONG_DEADLINE_MS, f"the budget of a {kind} INIT"
+        if note is not None and os.path.lexists(note):
+            return LONG_DEADLINE_MS, "the budget of an INIT after one that ran out of time"
         return DEFAULT_DEADLINE_MS, "the INIT budget; WARM_WEB_SLIM_DEADLINE_MS overrides it"
     try:
         value = float(raw)
@@ -1033,6 +1044,14 @@ def deadline_ms(env):
         raise SlimLoadError(f"warm-web slim: WARM_WEB_SLIM_DEADLINE_MS={raw!r} is not a positive number "
                             "of milliseconds")
     return value, "WARM_WEB_SLIM_DEADLINE_MS"
+
+
+def _leave_note(note):
+    """Tells the next INIT in this sandbox that this load ran out of time (best effort)."""
+    try:
+        os.close(os.open(note, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    except OSError:
+        pass
 
 
 def materialise(env=None, workers=None, emit=True, started=None):
@@ -1050,16 +1069,25 @@ def materialise(env=None, workers=None, emit=True, started=None):
                             "WARM_WEB_SLIM_SHA256 must all be set")
     size = _int_env(env, "WARM_WEB_SLIM_SIZE")
     unpacked = _int_env(env, "WARM_WEB_SLIM_UNPACKED")
-    ms, source = deadline_ms(env)
     base = os.path.join(env.get("TMPDIR") or "/tmp", "warm-web")
     final = os.path.join(base, sha256)
+    note = os.path.join(base, OUT_OF_TIME + sha256)
+    ms, source = deadline_ms(env, note)
 
     with _loaded_lock:
         path = _loaded.get(final)
         if path is None:
             watch = _Watch(started, ms, source, size)
-            path = _load(env, bucket, key, sha256, size, unpacked, base, final, workers, emit, watch)
+            try:
+                path = _load(env, bucket, key, sha256, size, unpacked, base, final, workers, emit, watch)
+            except SlimLoadError:
+                # Only the on-demand budget is too short for a load that Lambda would let run longer.
+                if watch.passed() and ms == DEFAULT_DEADLINE_MS and not env.get("WARM_WEB_SLIM_DEADLINE_MS"):
+                    _leave_note(note)
+                raise
             _loaded[final] = path
+            if os.path.lexists(note):
+                os.unlink(note)
     if path not in sys.path:
         sys.path.insert(0, path)
         import importlib

@@ -9,7 +9,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { build } from 'esbuild';
-import { materialise, type SlimEnv } from '../../lib/runtime/node/slim';
+import { deadlineFor, materialise, type SlimEnv } from '../../lib/runtime/node/slim';
 import { CASES, craft, type Crafted, type HostileCase } from '../slim/hostile';
 
 jest.setTimeout(120_000);
@@ -81,6 +81,8 @@ function envFor(c: HostileCase, tmp: string, overrides: SlimEnv = {}): SlimEnv {
     AWS_SECRET_ACCESS_KEY: 'secret',
     AWS_LAMBDA_FUNCTION_NAME: 'slim-faults-fn',
     TMPDIR: tmp,
+    // The INIT budget counts from the process's start, which in this test process was long ago.
+    WARM_WEB_SLIM_DEADLINE_MS: '120000',
     ...overrides,
   };
 }
@@ -350,6 +352,35 @@ withServer('Node slim loader: hostile archives and bad days', () => {
     const { tmp } = newBox();
     for (const bad of ['abc', '0']) {
       await loadFails(envFor('good', tmp, { WARM_WEB_SLIM_DEADLINE_MS: bad }), [`WARM_WEB_SLIM_DEADLINE_MS=${JSON.stringify(bad)}`]);
+    }
+  });
+
+  test('the budget: 9.5 s from INIT\'s start on demand, 125 s for provisioned concurrency and after an INIT that ran out of time', () => {
+    const note = path.join(newBox().tmp, 'note');
+    expect(deadlineFor({}, note, 1000)).toMatchObject({ ms: 8500, onDemand: true });
+    expect(deadlineFor({ AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand' }, note, 1000)).toMatchObject({ ms: 8500, onDemand: true });
+    expect(deadlineFor({ AWS_LAMBDA_INITIALIZATION_TYPE: 'provisioned-concurrency' }, note, 1000))
+      .toEqual({ ms: 124_000, source: '125000 ms from INIT\'s start (the budget of a provisioned-concurrency INIT)', onDemand: false });
+    fs.writeFileSync(note, '');
+    expect(deadlineFor({}, note, 1000)).toMatchObject({ ms: 124_000, onDemand: false });
+    expect(deadlineFor({ WARM_WEB_SLIM_DEADLINE_MS: '250' }, note, 1000)).toEqual({ ms: 250, source: '250 ms (WARM_WEB_SLIM_DEADLINE_MS)', onDemand: false });
+  });
+
+  test('a load that ran out of the on-demand budget leaves a note: the INIT after it gets the long budget, and a load removes it', async () => {
+    const { tmp } = newBox();
+    const env = envFor('good', tmp);
+    delete env.WARM_WEB_SLIM_DEADLINE_MS;
+    // INIT (the process) started 20 s ago: the on-demand budget is spent before the load begins.
+    const now = jest.spyOn(performance, 'now').mockReturnValue(20_000);
+    try {
+      await loadFails(env, ['after 1 attempt: the load did not finish within its deadline of 9500 ms from INIT\'s start (the INIT budget;']);
+      const sha = crafted.get('good')!.sha256;
+      expect(fs.readdirSync(path.join(tmp, 'warm-web'))).toEqual([`.out-of-time-${sha}`]);
+      const dir = await materialise(env, { emit: false });
+      expect(fs.readFileSync(path.join(dir, 'app.js'), 'utf-8')).toContain('good');
+      expect(fs.readdirSync(path.join(tmp, 'warm-web'))).toEqual([sha]);
+    } finally {
+      now.mockRestore();
     }
   });
 });

@@ -23,14 +23,18 @@ const slim = process.env.WARM_WEB_SLIM_KEY
   : undefined;
 let shim = slim ? undefined : start(process.env.LAMBDA_TASK_ROOT || '/var/task');
 let booting: Promise<Shim> | undefined;
+/** What a load during an invoke leaves of the invoke's time, to answer with its error. */
+const INVOKE_MARGIN_MS = 500;
 
 /**
  * Loads the slim code and starts the app from it. One load at a time; a load that failed is forgotten,
  * so that the next invoke loads again (INIT succeeded, so Lambda would otherwise keep this environment
  * failing every invoke). An app that fails to start from loaded code stays failed, as without slim code.
  */
-function boot(): Promise<Shim> {
-  booting ??= slim!.materialise(process.env).then((dir) => (shim = start(dir)), (error: unknown) => {
+function boot(context?: Context): Promise<Shim> {
+  // A load an invoke starts may take the invoke's time (less a margin to answer); the one INIT starts, INIT's budget.
+  const options = context ? { deadlineMs: context.getRemainingTimeInMillis() - INVOKE_MARGIN_MS } : {};
+  booting ??= slim!.materialise(process.env, options).then((dir) => (shim = start(dir)), (error: unknown) => {
     booting = undefined;
     throw error;
   });
@@ -45,5 +49,5 @@ export const ready: Promise<void> = shim ? shim.ready : boot().then((s) => s.rea
 ready.catch(() => undefined);
 
 export const handler = async (event: unknown, context: Context): Promise<unknown> => {
-  return (shim ?? await boot()).handler(event, context);
+  return (shim ?? await boot(context)).handler(event, context);
 };

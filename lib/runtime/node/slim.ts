@@ -28,8 +28,18 @@ const FORMAT = 'warm-web-slim';
 const VERSION = 1;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const TIMEOUT_MS = 20_000;
-/** The whole load's default deadline: Lambda's on-demand INIT limit (the code is meant to load in INIT). */
-export const DEFAULT_DEADLINE_MS = 10_000;
+/**
+ * The whole load's deadline, counted from INIT's start (the process's): Lambda ends an on-demand INIT at
+ * 10 s, and the load stops half a second before so that its error, not a timeout, is what INIT reports.
+ */
+export const DEFAULT_DEADLINE_MS = 9_500;
+/**
+ * Provisioned-concurrency INITs, and the INIT after one that ran out of time (Lambda runs it again inside
+ * the first invoke, with the function's timeout), may take longer: Lambda allows them 130 s or more.
+ */
+export const LONG_DEADLINE_MS = 125_000;
+/** `$TMPDIR/warm-web/.out-of-time-<sha256>`: the last load of that archive in this sandbox ran out of time. */
+const OUT_OF_TIME = '.out-of-time-';
 /** The most a pax header may hold (the packer writes a path, a link target and a size). */
 const MAX_PAX = 64 * 1024;
 const BLOCK = 512;
@@ -42,6 +52,39 @@ export interface MaterialiseOptions {
   readonly workers?: number;
   /** Print the SlimLoadMs / SlimBytes EMF line when the archive was loaded (default true). */
   readonly emit?: boolean;
+  /**
+   * Milliseconds from now the load may take, for a load outside INIT (an invoke that loads again after
+   * a failed load passes its remaining time). Default: the INIT budget (see `deadlineFor`).
+   */
+  readonly deadlineMs?: number;
+}
+
+export interface Budget {
+  /** Milliseconds from now. */
+  readonly ms: number;
+  /** What the error says the deadline was. */
+  readonly source: string;
+  /** The on-demand INIT budget: a load that runs out of it leaves a note for the next INIT. */
+  readonly onDemand: boolean;
+}
+
+/**
+ * How long a load that starts now may take, and where that comes from: `WARM_WEB_SLIM_DEADLINE_MS` (tests),
+ * else the INIT budget less the time INIT has run. `note` is the file a load that ran out of time leaves.
+ */
+export function deadlineFor(env: SlimEnv, note: string, sinceInitMs: number): Budget {
+  const override = intEnv(env, 'WARM_WEB_SLIM_DEADLINE_MS');
+  if (override === 0) throw new SlimLoadError('warm-web slim: WARM_WEB_SLIM_DEADLINE_MS="0" must be a positive number of milliseconds');
+  if (override !== undefined) return { ms: override, source: `${override} ms (WARM_WEB_SLIM_DEADLINE_MS)`, onDemand: false };
+  const kind = env.AWS_LAMBDA_INITIALIZATION_TYPE;
+  const long = kind === 'provisioned-concurrency' || kind === 'snap-start' ? `the budget of a ${kind} INIT`
+    : fs.lstatSync(note, { throwIfNoEntry: false }) ? 'the budget of an INIT after one that ran out of time' : undefined;
+  if (long) return { ms: LONG_DEADLINE_MS - sinceInitMs, source: `${LONG_DEADLINE_MS} ms from INIT's start (${long})`, onDemand: false };
+  return {
+    ms: DEFAULT_DEADLINE_MS - sinceInitMs,
+    source: `${DEFAULT_DEADLINE_MS} ms from INIT's start (the INIT budget; WARM_WEB_SLIM_DEADLINE_MS overrides it)`,
+    onDemand: true,
+  };
 }
 
 export class SlimLoadError extends Error {
@@ -998,12 +1041,23 @@ export function materialise(env: SlimEnv = process.env, options: MaterialiseOpti
   return promise;
 }
 
+/** Tells the next INIT in this sandbox that this load ran out of time (best effort). */
+function leaveNote(note: string): void {
+  try {
+    fs.closeSync(fs.openSync(note, fs.constants.O_WRONLY | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW ?? 0), 0o600));
+  } catch {
+    // the next INIT gets the short budget again
+  }
+}
+
 async function load(env: SlimEnv, bucket: string, key: string, sha256: string, base: string, final: string,
   options: MaterialiseOptions): Promise<string> {
   const size = intEnv(env, 'WARM_WEB_SLIM_SIZE');
   const unpacked = intEnv(env, 'WARM_WEB_SLIM_UNPACKED');
-  const deadlineMs = intEnv(env, 'WARM_WEB_SLIM_DEADLINE_MS') ?? DEFAULT_DEADLINE_MS;
-  if (deadlineMs === 0) throw new SlimLoadError('warm-web slim: WARM_WEB_SLIM_DEADLINE_MS="0" must be a positive number of milliseconds');
+  const note = path.join(base, OUT_OF_TIME + sha256);
+  const budget = options.deadlineMs !== undefined
+    ? { ms: options.deadlineMs, source: `the ${Math.round(options.deadlineMs)} ms left in this invoke`, onDemand: false }
+    : deadlineFor(env, note, performance.now());
   if (complete(final, sha256)) return final;
   const started = process.hrtime.bigint();
   const s3 = new S3Object(bucket, key, env);
@@ -1031,7 +1085,11 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
   let stats: Stats | undefined;
   let attempts = 0;
   // One deadline for the whole load, retry included: a server that trickles never ends it otherwise.
-  const deadline = setTimeout(() => s3.abort(new Fail(`the load did not finish within its deadline of ${deadlineMs} ms (WARM_WEB_SLIM_DEADLINE_MS)`, false)), deadlineMs);
+  let outOfTime = false;
+  const deadline = setTimeout(() => {
+    outOfTime = true;
+    s3.abort(new Fail(`the load did not finish within its deadline of ${budget.source}`, false));
+  }, Math.max(0, budget.ms));
   try {
     while (!stats) {
       attempts++;
@@ -1041,6 +1099,8 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
         const f = s3.aborted ?? asFail(e);
         causes.push(f.message);
         if (!f.retry || attempts === 2) {
+          // Only the on-demand budget is too short for a load that Lambda would let run longer.
+          if (outOfTime && budget.onDemand) leaveNote(note);
           throw new SlimLoadError(`warm-web slim: cannot load ${s3.where()} (WARM_WEB_SLIM_SHA256=${sha256}) after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${causes.join('; then: ')}`);
         }
       }
@@ -1049,6 +1109,7 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
     clearTimeout(deadline);
     s3.close();
   }
+  fs.rmSync(note, { force: true });
   const loadMs = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
   if (options.emit ?? true) process.stdout.write(`${JSON.stringify(metricDocument(env, loadMs, stats, attempts, key))}\n`);
   return final;

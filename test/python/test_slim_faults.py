@@ -385,3 +385,19 @@ def test_the_default_deadline_is_the_init_budget():
     for kind in ("provisioned-concurrency", "snap-start"):
         assert slim.deadline_ms({"AWS_LAMBDA_INITIALIZATION_TYPE": kind}) == (125000.0, f"the budget of a {kind} INIT")
     assert slim.deadline_ms({"AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"})[0] == 9500.0
+
+
+# --------------------------------------------------------------------------------------------------
+# The other hostile archives both loaders are held to (test/slim/hostile.ts; the Node suite runs them too)
+
+@pytest.mark.parametrize("case, part", [
+    ("dot-link", "shard 0: unsafe path in archive: './up'"),
+    ("marker-entry", "shard 0: the archive has an entry named '.warm-web-slim', the loader's own marker"),
+    ("link-over-entry", "symlink 'lib': other entries of the archive pass through it"),
+    ("pax-bomb", "shard 0: a pax header declares 100016 bytes (102400 left in the shard, at most 65536)"),
+    ("shard-not-gzip", "shard 0: Error -3 while decompressing data: incorrect header check"),
+    ("link-through-link", "symlink 'c' -> 'a/b/..' resolves outside the tree"),
+])
+def test_every_other_hostile_archive_is_refused_once_and_leaves_nothing(server, crafted, sandbox, case, part):
+    fails(slim_env(server.url, crafted(case), sandbox), f"after 1 attempt: {part}")
+    assert_nothing_outside(sandbox)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from slim.server import DyingProxy, MotoServer, moto_python, pack
+from slim.server import DyingProxy, pack, start_moto
 from warm_web import slim
 
 BUCKET = "warm-web-slim-tests"
@@ -23,14 +23,7 @@ FIXED_MTIME = 315532800
 
 @pytest.fixture(scope="session")
 def server():
-    python = moto_python()
-    if python is None:
-        message = "no Python with moto on this machine (set WARM_WEB_MOTO_PYTHON)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    srv = MotoServer(python)
-    srv.create_bucket(BUCKET)
+    srv = start_moto(BUCKET)
     yield srv
     srv.stop()
 

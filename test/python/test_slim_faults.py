@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from slim.server import ROOT, MotoServer, TricklingServer, hostile, moto_python, pack
+from slim.server import ROOT, TricklingServer, hostile, pack, start_moto
 from warm_web import slim
 
 BUCKET = "warm-web-slim-faults"
@@ -21,14 +21,7 @@ INIT = ("import os; from warm_web import slim; slim.materialise(os.environ, emit
 
 @pytest.fixture(scope="session")
 def server():
-    python = moto_python()
-    if python is None:
-        message = "no Python with moto on this machine (set WARM_WEB_MOTO_PYTHON)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    srv = MotoServer(python)
-    srv.create_bucket(BUCKET)
+    srv = start_moto(BUCKET)
     yield srv
     srv.stop()
 

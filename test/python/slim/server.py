@@ -35,6 +35,21 @@ def moto_python():
     return None
 
 
+def start_moto(bucket):
+    """A moto server with ``bucket`` in it, for a session fixture; fails under CI=true without moto."""
+    import pytest
+
+    python = moto_python()
+    if python is None:
+        message = "no Python with moto on this machine (set WARM_WEB_MOTO_PYTHON)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    srv = MotoServer(python)
+    srv.create_bucket(bucket)
+    return srv
+
+
 class MotoServer:
     def __init__(self, python):
         self.port = free_port()

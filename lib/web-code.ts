@@ -239,7 +239,7 @@ class DirectoryCode extends WebCode {
     if (this.bytes + staged.pycBytes > UNZIPPED_LIMIT.toBytes()) {
       throw overLimit(this.directory, this.bytes + staged.pycBytes, ' with its bytecode (pythonBytecode: false ships it without)');
     }
-    return { code: lambda.Code.fromAsset(staged.directory) };
+    return { code: lambda.Code.fromAsset(staged.directory, { assetHash: staged.hash }) };
   }
 }
 

@@ -133,6 +133,13 @@ describe('Python bytecode compiled at synth', () => {
     expect(changed.fresh).toBe(true);
     expect(changed.directory).not.toBe(first.directory);
     expect(fs.readdirSync(cache).sort()).toHaveLength(2); // no leftovers of the builds
+    // A cleaner of the temp folder removed a file of the entry: it is built again, whole.
+    fs.rmSync(path.join(changed.directory, 'pkg', '__pycache__'), { recursive: true });
+    const mended = stageWithBytecode(dir, exclude, compiler);
+    expect(mended.fresh).toBe(true);
+    expect(mended.directory).toBe(changed.directory);
+    expect(fs.readdirSync(path.join(mended.directory, 'pkg', '__pycache__'))).toEqual(['helper.cpython-311.pyc']);
+    expect(mended.hash).toBe(changed.hash);
     // Same content, same bytes: the zip asset's hash does not move with the cache's location.
     const a = bind(fromDirectory(dir), PYTHON_3_11).key;
     process.env[CACHE_ENV] = fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-bytecode-cache-'));

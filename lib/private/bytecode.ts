@@ -100,6 +100,8 @@ export interface StagedTree extends CompileSummary {
   readonly directory: string;
   /** The compiler used. */
   readonly compiler: string;
+  /** The staged copy's fingerprint (content of every file, pycs included): the asset hash to use. */
+  readonly hash: string;
   /** Whether this synth compiled it (false: reused from the cache). */
   readonly fresh: boolean;
 }
@@ -163,9 +165,15 @@ export function stageWithBytecode(directory: string, exclude: string[], compiler
   const entry = path.join(cache, key);
   const summaryFile = path.join(entry, 'summary.json');
   if (fs.existsSync(summaryFile)) {
-    const now = new Date();
-    fs.utimesSync(entry, now, now);
-    return { ...JSON.parse(fs.readFileSync(summaryFile, 'utf-8')), directory: path.join(entry, 'tree'), fresh: false };
+    const cached: Omit<StagedTree, 'directory' | 'fresh'> = JSON.parse(fs.readFileSync(summaryFile, 'utf-8'));
+    // A temp-folder cleaner may have removed files of an old entry: reuse it only if it is whole.
+    // This hash is the asset hash too, so the asset does not hash the tree again.
+    if (FileSystem.fingerprint(path.join(entry, 'tree')) === cached.hash) {
+      const now = new Date();
+      fs.utimesSync(entry, now, now);
+      return { ...cached, directory: path.join(entry, 'tree'), fresh: false };
+    }
+    fs.rmSync(entry, { recursive: true, force: true });
   }
 
   fs.mkdirSync(cache, { recursive: true });
@@ -178,7 +186,7 @@ export function stageWithBytecode(directory: string, exclude: string[], compiler
     if (tag !== compiler.tag) {
       throw new Error(`${compiler.description} wrote bytecode for ${tag}, not ${compiler.tag}`);
     }
-    const staged = { ...summary, compiler: compiler.description };
+    const staged = { ...summary, compiler: compiler.description, hash: FileSystem.fingerprint(path.join(building, 'tree')) };
     fs.writeFileSync(path.join(building, 'summary.json'), JSON.stringify(staged));
     try {
       fs.renameSync(building, entry);
@@ -199,6 +207,8 @@ function pruneCache(cache: string) {
   const cutoff = Date.now() - CACHE_DAYS * 24 * 3600 * 1000;
   for (const name of fs.readdirSync(cache)) {
     const full = path.join(cache, name);
-    if (fs.statSync(full).mtimeMs < cutoff) fs.rmSync(full, { recursive: true, force: true });
+    // Another synth may be pruning too: an entry gone meanwhile is no error.
+    const stat = fs.statSync(full, { throwIfNoEntry: false });
+    if (stat && stat.mtimeMs < cutoff) fs.rmSync(full, { recursive: true, force: true });
   }
 }

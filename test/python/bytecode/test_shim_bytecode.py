@@ -82,8 +82,9 @@ def poisoned_layer(tmp_path_factory):
 def test_each_minor_imports_the_shim_from_bytecode_and_serves(tag, runner, poisoned_layer):
     minor = MINORS[tag]
     smoke = os.path.join(HERE, "smoke.py")
-    # The event and context come from the suite's own helpers (eventshapes, lambdatest).
-    dirs = [*poisoned_layer, os.path.dirname(HERE)]
+    # The event and context come from the suite's own helpers (eventshapes, lambdatest), and eventshapes
+    # reads the shared vectors: Pyodide sees only the folders passed (smoke.py reads the first three).
+    dirs = [*poisoned_layer, os.path.dirname(HERE), os.path.join(ROOT, "test", "vectors")]
     if runner == "native":
         command = [native_python(minor["version"]), "-I", smoke, *dirs]
     else:

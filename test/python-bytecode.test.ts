@@ -146,6 +146,22 @@ describe('Python bytecode compiled at synth', () => {
     expect(bind(fromDirectory(dir), PYTHON_3_11).key).toBe(a);
   });
 
+  test('the 250 MiB limit counts the bytecode', () => {
+    const dir = appDir();
+    const sources = ['app.py', 'helper.py', 'pkg/helper.py'].reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
+    const filler = path.join(dir, 'model.bin');
+    fs.writeFileSync(filler, '');
+    fs.truncateSync(filler, 250 * 1024 * 1024 - sources); // exactly at the limit without bytecode
+    try {
+      expect(() => fromDirectory(dir)).not.toThrow();
+      expect(() => bind(fromDirectory(dir), PYTHON_3_11)).toThrow(
+        /WebCode.fromDirectory: '.*' holds 250.0 MiB with its bytecode \(pythonBytecode: false ships it without\), over Lambda's 250 MiB unzipped limit/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
   test('a file that does not compile ships without bytecode, named in an info', () => {
     const dir = appDir({ 'tests/py2.py': 'print "hello"\n' });
     const { asset, stack } = bind(fromDirectory(dir), PYTHON_3_11);

@@ -21,8 +21,8 @@ const FORMAT = 1;
 /** Cache entries unused for this long are removed when a new one is made. */
 const CACHE_DAYS = 7;
 /**
- * The path compiled into the pycs. Python replaces it with the real source path at import, so it
- * only keeps the bytes independent of where the tree was compiled (the asset hash stays the same).
+ * The path compiled into the pycs: where zip code runs. It keeps the bytes independent of where the tree
+ * was compiled (the asset hash stays the same); elsewhere (slim code) Python puts the real path in at import.
  */
 const DEST_DIR = '/var/task';
 
@@ -115,13 +115,14 @@ function nativeCompiler(minor: number): PythonCompiler | undefined {
   const tag = `cpython-3${minor}`;
   const exe = `python3.${minor}`;
   // A pyenv shim of a version not selected is on PATH but fails: asking it what it is tells both apart.
-  const probe = spawnSync(exe, ['-c', 'import sys; print(sys.implementation.cache_tag); print(sys.version)'], { encoding: 'utf-8' });
+  // -I: the user's PYTHON* variables and site-packages have no say in what is compiled.
+  const probe = spawnSync(exe, ['-I', '-c', 'import sys; print(sys.implementation.cache_tag); print(sys.version)'], { encoding: 'utf-8' });
   const [probedTag, version] = (probe.stdout ?? '').trim().split('\n');
   if (probe.status !== 0 || probedTag !== tag) return undefined;
   return {
     description: `${exe} (${version})`,
     tag,
-    compile: (root) => parseSummary(exe, spawnSync(exe, ['-c', `${COMPILE_SCRIPT}\nprint(compile_tree(sys.argv[1], sys.argv[2]))`, root, DEST_DIR], { encoding: 'utf-8', maxBuffer: 64 * 2 ** 20 })),
+    compile: (root) => parseSummary(exe, spawnSync(exe, ['-I', '-c', `${COMPILE_SCRIPT}\nprint(compile_tree(sys.argv[1], sys.argv[2]))`, root, DEST_DIR], { encoding: 'utf-8', maxBuffer: 64 * 2 ** 20 })),
   };
 }
 

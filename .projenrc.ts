@@ -74,7 +74,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
 // sources (a ts-node app with --prefer-ts-exts would load them), no runtime or handler sources (their
 // bundles are in assets/), no tests' local Lambda endpoint.
 for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/.ci/', '.venv/', '/.venv-py*/', 'cdk.out/',
-  '/lib/**/*.ts', '!/lib/**/*.d.ts', '/lib/runtime/', '/lib/local/', '/lib/*.lambda.*']) {
+  '/lib/**/*.ts', '!/lib/**/*.d.ts', '/lib/runtime/', '/lib/local/', '/lib/*.lambda.*', '/rosetta/']) {
   project.addPackageIgnore(pattern);
 }
 
@@ -156,6 +156,10 @@ project.addTask('bench:shim', {
 project.addTask('bench:slim', {
   description: 'Benchmark the slim code loader against Zappa\'s way and native curl | tar on a local S3 server',
   exec: 'bash bench/slim/run.sh',
+});
+project.addTask('bench:init', {
+  description: 'Benchmark Python INIT of the Django examples: no bytecode vs the bytecode WebCode ships vs a warm bytecode cache',
+  exec: 'bash bench/init/run.sh',
 });
 project.addTask('bench:router', {
   description: 'Benchmark the Django and Node read-replica routers against direct connections',

@@ -331,7 +331,7 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     this.role = role;
     this.grantPrincipal = role;
 
-    const code = props.code.bind(this, { handler: shim.handler, shimDirectory: shim.directory, architecture, role });
+    const code = props.code.bind(this, { handler: shim.handler, shimDirectory: shim.directory, architecture, role, runtime });
     const ephemeralStorageSize = validateCode(props, code);
     if (vpc && code.environment?.WARM_WEB_SLIM_BUCKET) {
       ensureS3GatewayEndpoint(vpc);

@@ -207,10 +207,11 @@ describe('events the app cannot take', () => {
     ['a request context without method', { requestContext: { requestId: 'x' } }],
     ['a string', 'GET /'],
     ['null', null],
-  ])('%s gets the 400 answer and one log line', async (_name, event) => {
+  ])('%s gets the 400 answer and one debug line, no error line', async (_name, event) => {
     const shim = expressShim();
     captureStdout();
-    const log = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const error = jest.spyOn(console, 'error');
+    const log = jest.spyOn(console, 'debug').mockImplementation(() => undefined);
     const before = requestCount();
     const result = await shim.handler(event, lambdaContext()) as Json;
     expect(result).toEqual({
@@ -219,6 +220,7 @@ describe('events the app cannot take', () => {
       body: expect.stringMatching(/^warm-web: unrecognised event shape \(expected an API Gateway REST or HTTP API, Function URL or ALB event; got .+\)$/),
     });
     expect(log).toHaveBeenCalledTimes(1);
+    expect(error).not.toHaveBeenCalled();
     expect(requestCount()).toBe(before);
   });
 

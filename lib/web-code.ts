@@ -7,7 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { findCompiler, PYODIDE, PYODIDE_RELEASES, stageWithBytecode, StagedTree } from './private/bytecode';
-import { ALWAYS_EXCLUDED, BYTECODE, checkDirectory, measureDirectory } from './private/code-directory';
+import { ALWAYS_EXCLUDED, BYTECODE, measureDirectory } from './private/code-directory';
 import { SlimCodeAsset } from './slim-code-asset';
 
 /** Lambda's limit on the unzipped size of a function's code and layers. */
@@ -255,7 +255,8 @@ class SlimCode extends WebCode {
   }
 
   public bind(scope: Construct, options: WebCodeBindOptions): WebCodeConfig {
-    checkDirectory('SlimCodeAsset', this.directory);
+    // What SlimCodeAsset would find, before anything is staged: a missing or empty directory is named.
+    measureDirectory('SlimCodeAsset', this.directory, [...ALWAYS_EXCLUDED, ...(this.options.exclude ?? [])]);
     const exclude = [...ALWAYS_EXCLUDED, ...BYTECODE, ...(this.options.exclude ?? [])];
     // The archive is packed from the staged copy: its bytecode is what the function's Python reads.
     const staged = this.options.pythonBytecode === false ? undefined

@@ -148,7 +148,8 @@ function pyodideCompiler(minor: number): PythonCompiler | undefined {
 function parseSummary(who: string, run: ReturnType<typeof spawnSync>): CompileSummary & { tag: string } {
   const out = String(run.stdout ?? '').trim().split('\n').pop() ?? '';
   if (run.status !== 0 || !out.startsWith('{')) {
-    throw new Error(`${who} failed to compile Python bytecode (exit ${run.status ?? run.signal}): ${String(run.stderr ?? run.error ?? '').trim().slice(-2000)}`);
+    const said = run.error ? run.error.message : `${String(run.stderr ?? '')}${String(run.stdout ?? '')}`;
+    throw new Error(`${who} failed to compile Python bytecode (exit ${run.status ?? run.signal}): ${said.trim().slice(-2000)}`);
   }
   return JSON.parse(out);
 }

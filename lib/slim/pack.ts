@@ -158,8 +158,25 @@ function checkSymlink(rel: string, target: string): void {
   }
 }
 
+/**
+ * A link that stays inside by its text may still leave through another link (`l -> .`, `t -> l/..`):
+ * the loaders refuse such an archive, so the packer refuses the tree. A dangling link is judged by its text.
+ */
+function checkResolved(rootReal: string, rel: string, target: string, abs: string): void {
+  let resolved: string;
+  try {
+    resolved = fs.realpathSync.native(abs); // the kernel's: the JS one folds l/.. by text
+  } catch {
+    return;
+  }
+  if (resolved !== rootReal && !resolved.startsWith(rootReal + path.sep)) {
+    throw new SlimPackError(`symlink ${rel} -> ${target} resolves outside the directory being packed through other links (exclude it, or replace it with a copy)`);
+  }
+}
+
 function walk(root: string, matchers: readonly Matcher[]): Entry[] {
   const out: Entry[] = [];
+  const rootReal = fs.realpathSync.native(root);
   const visit = (relDir: string): void => {
     const absDir = relDir === '' ? root : path.join(root, relDir);
     for (const name of fs.readdirSync(absDir).sort(byBytes)) {
@@ -184,6 +201,7 @@ function walk(root: string, matchers: readonly Matcher[]): Entry[] {
       } else if (st.isSymbolicLink()) {
         const target = fs.readlinkSync(abs);
         checkSymlink(rel, target);
+        checkResolved(rootReal, rel, target, abs);
         out.push({ type: 'symlink', rel, target });
       } else {
         throw new SlimPackError(`${rel}: only regular files, directories and symlinks can be packed (exclude it)`);

@@ -214,6 +214,15 @@ describe('packDirectory', () => {
     expect(packDirectory(src, path.join(work, 'a.tgz'), { exclude: ['bin/bad'] }).symlinks).toBe(3);
   });
 
+  test('a link that leaves the tree through another link is refused, as the loaders would refuse it', () => {
+    // Each stays inside by its text: l is the root itself, so l/.. is the root's parent.
+    const src = sampleTree();
+    fs.symlinkSync('.', path.join(src, 'l'));
+    fs.symlinkSync('l/..', path.join(src, 't'));
+    expect(() => packDirectory(src, path.join(work, 'a.tgz'))).toThrow(/^symlink t -> l\/\.\. resolves outside the directory being packed through other links/);
+    expect(packDirectory(src, path.join(work, 'a.tgz'), { exclude: ['t'] }).symlinks).toBe(4);
+  });
+
   test('special files, a missing directory and a bad level are errors', () => {
     const src = sampleTree();
     execFileSync('mkfifo', [path.join(src, 'fifo')]);

@@ -161,6 +161,10 @@ project.addTask('bench:init', {
   description: 'Benchmark Python INIT of the Django examples: no bytecode vs the bytecode WebCode ships vs a warm bytecode cache',
   exec: 'bash bench/init/run.sh',
 });
+project.addTask('bench:slim-node-init', {
+  description: 'Benchmark what a Node function\'s first request waits for slim code: the CommonJS entry against an ES-module one',
+  exec: 'ts-node --transpile-only bench/slim/node-init.ts',
+});
 project.addTask('bench:router', {
   description: 'Benchmark the Django and Node read-replica routers against direct connections',
   exec: 'bash bench/router/run.sh',

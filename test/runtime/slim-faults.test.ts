@@ -348,6 +348,48 @@ withServer('Node slim loader: hostile archives and bad days', () => {
     }
   }, 15_000);
 
+  test('in the layer, the load runs past INIT and the invoke waiting for it bounds it by its own time', async () => {
+    const { tmp } = newBox();
+    const size = crafted.get('good')!.size;
+    const archive = fs.readFileSync(path.join(work, 'good.slim'));
+    const timers: NodeJS.Timeout[] = [];
+    // The first GET trickles (one byte every 5 s); later ones are served by moto.
+    const s3 = new CountingServer((req, res, n) => {
+      if (n === 1) {
+        res.writeHead(206, { 'content-length': size, 'content-range': `bytes 0-${size - 1}/${size}` });
+        let sent = 0;
+        const send = (): void => {
+          res.write(archive.subarray(sent, ++sent));
+        };
+        send();
+        timers.push(setInterval(send, 5000));
+        return;
+      }
+      const up = http.request(`${endpoint}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    const url = await s3.url();
+    try {
+      // No deadline from the environment: the layer's load has none of its own.
+      const env = { ...envFor('good', tmp, { AWS_ENDPOINT_URL: url }), WARM_WEB_TEST_REMAINING_MS: '1500' };
+      delete env.WARM_WEB_SLIM_DEADLINE_MS;
+      const run = await runShim(env, [{}, {}]);
+      expect(run.results).toEqual([
+        { error: expect.stringMatching(/after 1 attempt: the load did not finish within the 1000 ms this invoke had left$/) },
+        { app: 'good' },
+      ]);
+      expect(run.slimLoads).toBe(1);
+      // A load the layer ends is the invoke's business, not INIT's: it leaves no note.
+      expect(fs.readdirSync(path.join(tmp, 'warm-web')).filter((n) => n.startsWith('.out-of-time-'))).toEqual([]);
+    } finally {
+      timers.forEach(clearInterval);
+      s3.close();
+    }
+  });
+
   test('WARM_WEB_SLIM_DEADLINE_MS must be a positive integer of milliseconds', async () => {
     const { tmp } = newBox();
     for (const bad of ['abc', '0']) {

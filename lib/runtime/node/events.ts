@@ -90,8 +90,8 @@ function percentEncode(text: string): string {
 }
 
 /**
- * HTTP APIs deliver the path decoded, REST APIs, Function URLs and ALB encoded; escaping only what can
- * never appear in an encoded path makes both valid without double-encoding either.
+ * For paths that arrive encoded (REST, Function URL, ALB): escapes only what can never appear in an
+ * encoded path, keeping existing %-escapes (an HTTP API's decoded path goes through encodeDecodedPath).
  */
 export function encodePath(path: string): string {
   if (!PATH_UNSAFE.test(path)) {
@@ -108,7 +108,7 @@ export function encodeDecodedPath(path: string): string {
   return path.replace(DECODED_PATH_ESCAPE, percentEncode);
 }
 
-/** Percent-decoding as a server does it: %XX sequences to bytes, read as UTF-8; anything else kept. */
+/** Percent-decoding, all or nothing: a path with a malformed escape (`%zz`, bytes that are not UTF-8) is kept as it came. */
 export function decodePath(path: string): string {
   if (!path.includes('%')) {
     return path;

@@ -22,23 +22,40 @@ const slim = process.env.WARM_WEB_SLIM_KEY
   ? (require('./slim') as typeof Slim)
   : undefined;
 let shim = slim ? undefined : start(process.env.LAMBDA_TASK_ROOT || '/var/task');
-let booting: Promise<Shim> | undefined;
-/** What a load during an invoke leaves of the invoke's time, to answer with its error. */
+let booting: { shim: Promise<Shim>; abort: AbortController } | undefined;
+/** What a load leaves of the invoke's time that waits for it, to answer with its error. */
 const INVOKE_MARGIN_MS = 500;
 
 /**
  * Loads the slim code and starts the app from it. One load at a time; a load that failed is forgotten,
  * so that the next invoke loads again (INIT succeeded, so Lambda would otherwise keep this environment
  * failing every invoke). An app that fails to start from loaded code stays failed, as without slim code.
+ * The load has no deadline of its own: it runs on past INIT, and the invoke that waits for it bounds it
+ * (a provisioned environment may stay frozen mid-load for hours; only the invoke knows its time).
  */
-function boot(context?: Context): Promise<Shim> {
-  // A load an invoke starts may take the invoke's time (less a margin to answer); the one INIT starts, INIT's budget.
-  const options = context ? { deadlineMs: context.getRemainingTimeInMillis() - INVOKE_MARGIN_MS } : {};
-  booting ??= slim!.materialise(process.env, options).then((dir) => (shim = start(dir)), (error: unknown) => {
-    booting = undefined;
-    throw error;
-  });
-  return booting;
+function boot(): Promise<Shim> {
+  if (!booting) {
+    const abort = new AbortController();
+    const loading = slim!.materialise(process.env, { signal: abort.signal }).then((dir) => (shim = start(dir)), (error: unknown) => {
+      booting = undefined;
+      throw error;
+    });
+    booting = { shim: loading, abort };
+  }
+  return booting.shim;
+}
+
+/** Waits for the load within the invoke's time: past it the load is ended and the invoke fails with why. */
+async function booted(context: Context): Promise<Shim> {
+  const loading = boot();
+  const ms = context.getRemainingTimeInMillis() - INVOKE_MARGIN_MS;
+  const { abort } = booting!;
+  const timer = setTimeout(() => abort.abort(`the load did not finish within the ${ms} ms this invoke had left`), Math.max(0, ms));
+  try {
+    return await loading;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -49,5 +66,5 @@ export const ready: Promise<void> = shim ? shim.ready : boot().then((s) => s.rea
 ready.catch(() => undefined);
 
 export const handler = async (event: unknown, context: Context): Promise<unknown> => {
-  return (shim ?? await boot(context)).handler(event, context);
+  return (shim ?? await booted(context)).handler(event, context);
 };

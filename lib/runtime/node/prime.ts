@@ -1,4 +1,5 @@
 import type { Context } from 'aws-lambda';
+import { decodePath } from './events';
 import { monotonicMs, round1 } from './time';
 
 /** The Host priming requests carry: there is no real host at INIT. */
@@ -53,18 +54,10 @@ export function initWarnMsFrom(raw: string | undefined): number {
 }
 
 /** The HTTP API (payload 2.0) event for `GET path` (`?query` allowed), as a client would send it. */
-function decodeOnce(path: string): string {
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    return path; // a malformed escape stays as written, as Python's unquote leaves it
-  }
-}
-
 export function primeEvent(path: string, n: number): Record<string, unknown> {
   const q = path.indexOf('?');
   // HTTP API hands rawPath over decoded once (docs/RUNTIME_CONTRACT.md, "Paths are decoded exactly once").
-  const rawPath = decodeOnce(q < 0 ? path : path.slice(0, q));
+  const rawPath = decodePath(q < 0 ? path : path.slice(0, q));
   const rawQueryString = q < 0 ? '' : path.slice(q + 1);
   const now = Date.now();
   return {

@@ -29,15 +29,16 @@ const VERSION = 1;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const TIMEOUT_MS = 20_000;
 /**
- * The whole load's deadline, counted from INIT's start (the process's): Lambda ends an on-demand INIT at
- * 10 s, and the load stops half a second before so that its error, not a timeout, is what INIT reports.
+ * The whole load's deadline when the caller gives no signal (the layer's entry does: see index.ts),
+ * counted from INIT's start (the process's), the same rule as the Python loader's: Lambda ends an
+ * on-demand INIT at 10 s, and the load stops half a second before.
  */
-export const DEFAULT_DEADLINE_MS = 9_500;
+const DEFAULT_DEADLINE_MS = 9_500;
 /**
  * Provisioned-concurrency INITs, and the INIT after one that ran out of time (Lambda runs it again inside
  * the first invoke, with the function's timeout), may take longer: Lambda allows them 130 s or more.
  */
-export const LONG_DEADLINE_MS = 125_000;
+const LONG_DEADLINE_MS = 125_000;
 /** `$TMPDIR/warm-web/.out-of-time-<sha256>`: the last load of that archive in this sandbox ran out of time. */
 const OUT_OF_TIME = '.out-of-time-';
 /** The most a pax header may hold (the packer writes a path, a link target and a size). */
@@ -53,10 +54,12 @@ export interface MaterialiseOptions {
   /** Print the SlimLoadMs / SlimBytes EMF line when the archive was loaded (default true). */
   readonly emit?: boolean;
   /**
-   * Milliseconds from now the load may take, for a load outside INIT (an invoke that loads again after
-   * a failed load passes its remaining time). Default: the INIT budget (see `deadlineFor`).
+   * Ends the load when aborted (its reason is the error): the caller bounds the load, which then has no
+   * deadline of its own. The layer's entry passes one, because its load runs past INIT into the invoke
+   * that waits for it, and only that invoke knows how long it may take. Default: the INIT budget
+   * (`deadlineFor`).
    */
-  readonly deadlineMs?: number;
+  readonly signal?: AbortSignal;
 }
 
 export interface Budget {
@@ -1054,11 +1057,9 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
   options: MaterialiseOptions): Promise<string> {
   const size = intEnv(env, 'WARM_WEB_SLIM_SIZE');
   const unpacked = intEnv(env, 'WARM_WEB_SLIM_UNPACKED');
-  const note = path.join(base, OUT_OF_TIME + sha256);
-  const budget = options.deadlineMs !== undefined
-    ? { ms: options.deadlineMs, source: `the ${Math.round(options.deadlineMs)} ms left in this invoke`, onDemand: false }
-    : deadlineFor(env, note, performance.now());
   if (complete(final, sha256)) return final;
+  const note = path.join(base, OUT_OF_TIME + sha256);
+  const budget = options.signal ? undefined : deadlineFor(env, note, performance.now());
   const started = process.hrtime.bigint();
   const s3 = new S3Object(bucket, key, env);
   try {
@@ -1085,28 +1086,29 @@ async function load(env: SlimEnv, bucket: string, key: string, sha256: string, b
   let stats: Stats | undefined;
   let attempts = 0;
   // One deadline for the whole load, retry included: a server that trickles never ends it otherwise.
-  let outOfTime = false;
-  const deadline = setTimeout(() => {
-    outOfTime = true;
-    s3.abort(new Fail(`the load did not finish within its deadline of ${budget.source}`, false));
-  }, Math.max(0, budget.ms));
+  const end = (why: string): void => s3.abort(new Fail(why, false));
+  const deadline = budget && setTimeout(() => end(`the load did not finish within its deadline of ${budget.source}`), Math.max(0, budget.ms));
+  const onAbort = (): void => end(String(options.signal!.reason));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
   try {
     while (!stats) {
       attempts++;
       try {
         stats = await attempt(s3, sha256, size, unpacked, base, final, workers);
       } catch (e) {
-        const f = s3.aborted ?? asFail(e);
+        const f = asFail(e);
         causes.push(f.message);
         if (!f.retry || attempts === 2) {
           // Only the on-demand budget is too short for a load that Lambda would let run longer.
-          if (outOfTime && budget.onDemand) leaveNote(note);
+          if (s3.aborted && budget?.onDemand) leaveNote(note);
           throw new SlimLoadError(`warm-web slim: cannot load ${s3.where()} (WARM_WEB_SLIM_SHA256=${sha256}) after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${causes.join('; then: ')}`);
         }
       }
     }
   } finally {
     clearTimeout(deadline);
+    options.signal?.removeEventListener('abort', onAbort);
     s3.close();
   }
   fs.rmSync(note, { force: true });

@@ -485,7 +485,8 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
 
 /** The most environments warming asks for, of the values known at synth (a token is not comparable). */
 function mostWarmed(warming: WarmingOptions): number {
-  const asked = [warming.concurrency ?? 1, ...(warming.schedules ?? []).map((s) => s.concurrency)];
+  // Schedules and concurrency exclude each other (WarmingOptions); concurrency defaults to 1.
+  const asked = warming.schedules ? warming.schedules.map((s) => s.concurrency) : [warming.concurrency ?? 1];
   return Math.max(...asked.filter((n) => !Token.isUnresolved(n)), 0);
 }
 
@@ -526,8 +527,8 @@ function validateStrategy(props: WarmWebFunctionProps, runtime: lambda.Runtime) 
   }
   const basePath = props.basePath;
   if (basePath !== undefined && !Token.isUnresolved(basePath)
-    && (!basePath.startsWith('/') || basePath.endsWith('/') || /[?#]/.test(basePath))) {
-    throw new Error(`WarmWebFunction basePath must start with '/', not end with '/' and hold no '?' or '#' (for example '/api'), got '${basePath}'`);
+    && (!basePath.startsWith('/') || basePath.endsWith('/') || /\/\/|[?#]/.test(basePath))) {
+    throw new Error(`WarmWebFunction basePath must start with '/', not end with '/' and hold no '//', '?' or '#' (for example '/api'), got '${basePath}'`);
   }
   const threshold = props.initWarningThreshold;
   if (threshold && !threshold.isUnresolved() && (threshold.toMilliseconds() < 100 || threshold.toSeconds() > 10)) {

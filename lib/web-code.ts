@@ -261,7 +261,8 @@ class SlimCode extends WebCode {
     // The archive is packed from the staged copy: its bytecode is what the function's Python reads.
     const staged = this.options.pythonBytecode === false ? undefined
       : withBytecode(scope, 'WebCode.fromSlimAsset', this.directory, exclude, options.runtime);
-    const asset = new SlimCodeAsset(scope, 'SlimCode', { directory: staged?.directory ?? this.directory, exclude: this.options.exclude });
+    // The staged copy is already excluded; excluding again would drop the bytecode when `exclude` names pycs.
+    const asset = new SlimCodeAsset(scope, 'SlimCode', staged ? { directory: staged.directory } : { directory: this.directory, exclude: this.options.exclude });
     asset.grantRead(options.role);
     return {
       // The function's own code is only a marker: the app arrives from S3 during INIT.

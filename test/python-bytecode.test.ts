@@ -199,12 +199,15 @@ describe('Python bytecode compiled at synth', () => {
     Annotations.fromStack(stack).hasNoWarning('*', Match.anyValue());
   });
 
-  test('slim archives are packed with the bytecode', () => {
+  test.each([
+    ['', undefined],
+    [', also when exclude names the pycs the directory had', ['**/__pycache__', '**/*.pyc']],
+  ])('slim archives are packed with the bytecode%s', (_what, exclude) => {
     const dir = appDir();
     const app = new App();
     const stack = new Stack(app, 'S');
     const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
-    WebCode.fromSlimAsset(dir).bind(stack, { handler: 'h', shimDirectory: bin, architecture: lambda.Architecture.ARM_64, role, runtime: lambda.Runtime.PYTHON_3_13 });
+    WebCode.fromSlimAsset(dir, { exclude }).bind(stack, { handler: 'h', shimDirectory: bin, architecture: lambda.Architecture.ARM_64, role, runtime: lambda.Runtime.PYTHON_3_13 });
     const assembly = app.synth();
     const archive = fs.readdirSync(assembly.directory).find((f) => f.endsWith('.slim'))!;
     // The archive is gzip members (an index, then tar shards): the tar names the pycs.

@@ -10,8 +10,8 @@ import { FileSystem, IgnoreMode } from 'aws-cdk-lib';
  * compiles it: Lambda's code directory is read-only, so Python cannot cache bytecode there, and a fresh
  * environment compiles every module it imports (over a second for Django).
  *
- * The pycs are unchecked-hash: the code never changes after deploy, so at import Python neither stats
- * nor hashes the source. Sources stay next to them, for tracebacks.
+ * The pycs are unchecked-hash: the code never changes after deploy, so at import Python neither checks
+ * the source's mtime nor reads and hashes it. Sources stay next to them, for tracebacks.
  */
 
 /** Where compiled trees are kept between synths, one folder per (tree content, compiler). */
@@ -106,9 +106,15 @@ export interface StagedTree extends CompileSummary {
   readonly fresh: boolean;
 }
 
-/** Finds a compiler for Python 3.<minor>: a native `python3.<minor>` on PATH first, then Pyodide. */
+const compilers = new Map<number, PythonCompiler | undefined>();
+
+/**
+ * Finds a compiler for Python 3.<minor>: a native `python3.<minor>` on PATH first, then Pyodide. Once per
+ * minor and process: the answer cannot change during a synth, and probing starts a process.
+ */
 export function findCompiler(minor: number): PythonCompiler | undefined {
-  return nativeCompiler(minor) ?? pyodideCompiler(minor);
+  if (!compilers.has(minor)) compilers.set(minor, nativeCompiler(minor) ?? pyodideCompiler(minor));
+  return compilers.get(minor);
 }
 
 function nativeCompiler(minor: number): PythonCompiler | undefined {

@@ -42,11 +42,14 @@ export async function respond(event: CustomResourceEvent<unknown>, answer: Custo
   const client = url.protocol === 'http:' ? http : https;
   const timeout = Number.isFinite(deadlineMs) ? Math.max(1, deadlineMs - Date.now()) : undefined;
   await new Promise<void>((resolve, reject) => {
-    const req = client.request(url, { method: 'PUT', headers: { 'content-type': '', 'content-length': Buffer.byteLength(body) }, timeout }, (res) => {
+    const req = client.request(url, { method: 'PUT', headers: { 'content-type': '', 'content-length': Buffer.byteLength(body) } }, (res) => {
       res.resume();
       res.on('end', () => resolve());
     });
-    req.on('timeout', () => req.destroy(new Error(`custom resource: CloudFormation's response URL went quiet for ${timeout} ms`)));
+    // A whole-request deadline, not an idle one: a response that trickles must not outlive the function.
+    const timer = timeout === undefined ? undefined
+      : setTimeout(() => req.destroy(new Error(`custom resource: CloudFormation's response URL did not answer within ${timeout} ms`)), timeout);
+    req.on('close', () => clearTimeout(timer));
     req.on('error', reject);
     req.end(body);
   });

@@ -52,7 +52,7 @@ def test_malformed_recognised_event_gets_400(raw):
     assert raw.handle(event, FakeContext())["statusCode"] == 400
 
 
-@pytest.mark.parametrize("raw_value", ["api", "/api/", "/", "/a?b", "/a#b"])
+@pytest.mark.parametrize("raw_value", ["api", "/api/", "/", "/a?b", "/a#b", "/a//b"])
 def test_bad_base_path_fails_init_naming_it(monkeypatch, raw_value):
     monkeypatch.setenv("WARM_WEB_BASE_PATH", raw_value)
     with pytest.raises(RuntimeError) as caught:

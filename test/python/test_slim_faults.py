@@ -358,7 +358,7 @@ def test_after_a_load_that_ran_out_of_time_the_next_init_gets_the_long_budget(se
     with pytest.raises(slim.SlimLoadError, match="passed its deadline of 9500 ms"):
         slim.materialise(env, emit=False, started=time.perf_counter() - 10)
     note = sandbox / "warm-web" / f".out-of-time-{good['result']['sha256']}"
-    assert slim.deadline_ms(env, str(note)) == (125000.0, "the budget of an INIT after one that ran out of time")
+    assert slim.deadline_ms(env, str(note)) == (125000.0, "the budget of an INIT after one that ran out of time", False)
     # The same INIT start, 10 s ago, now within budget: the tree loads, and the note goes.
     path = slim.materialise(env, emit=False, started=time.perf_counter() - 10)
     assert os.path.isfile(os.path.join(path, ".warm-web-slim"))
@@ -366,10 +366,10 @@ def test_after_a_load_that_ran_out_of_time_the_next_init_gets_the_long_budget(se
 
 
 def test_the_default_deadline_is_the_init_budget():
-    assert slim.deadline_ms({}) == (9500.0, "the INIT budget; WARM_WEB_SLIM_DEADLINE_MS overrides it")
-    assert slim.deadline_ms({"WARM_WEB_SLIM_DEADLINE_MS": "250"}) == (250.0, "WARM_WEB_SLIM_DEADLINE_MS")
+    assert slim.deadline_ms({}) == (9500.0, "the INIT budget; WARM_WEB_SLIM_DEADLINE_MS overrides it", True)
+    assert slim.deadline_ms({"WARM_WEB_SLIM_DEADLINE_MS": "250"}) == (250.0, "WARM_WEB_SLIM_DEADLINE_MS", False)
     for kind in ("provisioned-concurrency", "snap-start"):
-        assert slim.deadline_ms({"AWS_LAMBDA_INITIALIZATION_TYPE": kind}) == (125000.0, f"the budget of a {kind} INIT")
+        assert slim.deadline_ms({"AWS_LAMBDA_INITIALIZATION_TYPE": kind}) == (125000.0, f"the budget of a {kind} INIT", False)
     assert slim.deadline_ms({"AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"})[0] == 9500.0
 
 

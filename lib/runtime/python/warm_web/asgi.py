@@ -5,9 +5,11 @@ import sys
 import traceback
 from urllib.parse import quote, unquote
 
+from .events import _PATH_SAFE
+
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 # Reserved characters and existing %-escapes stay; spaces and non-ASCII get escaped.
-_RAW_SAFE = "/%:@!$&'()*+,;=~"
+_RAW_SAFE = _PATH_SAFE + "%"
 _STARTED = "lifespan.startup.complete"
 _FAILED = "lifespan.startup.failed"
 

@@ -359,9 +359,9 @@ def base_path(raw=None):
     end with one."""
     if raw is None:
         raw = os.environ.get("WARM_WEB_BASE_PATH", "")
-    if raw and (not raw.startswith("/") or raw.endswith("/") or "?" in raw or "#" in raw):
+    if raw and (not raw.startswith("/") or raw.endswith("/") or "//" in raw or "?" in raw or "#" in raw):
         raise RuntimeError(f"WARM_WEB_BASE_PATH={raw!r} must start with '/', not end with '/' "
-                           "and hold no '?' or '#' (for example '/api')")
+                           "and hold no '//', '?' or '#' (for example '/api')")
     return raw
 
 

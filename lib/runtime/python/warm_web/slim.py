@@ -288,7 +288,6 @@ class _Unpacker:
         self.ended = False
         self.entries = 0
         self.files = 0
-        self.dirs = 0
         self.bytes = 0
         self.dir_paths = []
         self.links = []
@@ -391,7 +390,6 @@ class _Unpacker:
                     pass  # made as the parent of an entry of a shard that was unpacked first
                 except FileNotFoundError:
                     os.makedirs(path, 0o755, exist_ok=True)
-                self.dirs += 1
                 self.dir_paths.append(path)
             elif kind == 0x30 or kind == 0:  # '0' regular file
                 _safe_name(name)
@@ -584,7 +582,6 @@ class _Run:
         self.failure = None
         self.entries = _Entries(index["unpacked"])
         self.files = 0
-        self.dirs = 0
         self.bytes = 0
         self.dir_paths = []
         self.links = {}
@@ -762,7 +759,6 @@ class _Run:
             unpacker.close_quietly()
         with self.lock:
             self.files += unpacker.files
-            self.dirs += unpacker.dirs
             self.bytes += unpacker.bytes
             self.dir_paths.extend(unpacker.dir_paths)
             self.links[i] = unpacker.links
@@ -895,8 +891,9 @@ def _attempt(s3, expected_sha256, expected_size, expected_unpacked, base, final,
             raise run.failure
         # Every shard is verified: what follows is the same on every attempt.
         links = run.all_links()
-        got = (run.files, run.dirs, len(links), run.bytes)
-        want = (index["files"], index.get("dirs", run.dirs), index.get("symlinks", len(links)), unpacked)
+        dirs = len(run.dir_paths)
+        got = (run.files, dirs, len(links), run.bytes)
+        want = (index["files"], index.get("dirs", dirs), index.get("symlinks", len(links)), unpacked)
         if got != want:
             raise _Fail("unpacked {} files, {} dirs, {} symlinks, {} bytes; the index says {}, {}, {}, {}"
                         .format(*got, *want), retry=False)
@@ -1027,15 +1024,16 @@ def deadline_ms(env, note=None):
     INIT budget. Lambda ends an on-demand INIT at 10 s (like async INIT's 9500 ms the load stops half a
     second before, so that its error, not a timeout, is what INIT reports) and runs it again inside the
     first invoke, with the function's timeout; a provisioned-concurrency or SnapStart INIT may take 130 s.
-    ``note`` is the file a load that ran out of time leaves: the INIT after it gets the long budget."""
+    ``note`` is the file a load that ran out of time leaves: the INIT after it gets the long budget.
+    The third value says whether this is the on-demand budget, the one a load may run out of."""
     raw = env.get("WARM_WEB_SLIM_DEADLINE_MS")
     if raw in (None, ""):
         kind = env.get("AWS_LAMBDA_INITIALIZATION_TYPE")
         if kind in ("provisioned-concurrency", "snap-start"):
-            return LONG_DEADLINE_MS, f"the budget of a {kind} INIT"
+            return LONG_DEADLINE_MS, f"the budget of a {kind} INIT", False
         if note is not None and os.path.lexists(note):
-            return LONG_DEADLINE_MS, "the budget of an INIT after one that ran out of time"
-        return DEFAULT_DEADLINE_MS, "the INIT budget; WARM_WEB_SLIM_DEADLINE_MS overrides it"
+            return LONG_DEADLINE_MS, "the budget of an INIT after one that ran out of time", False
+        return DEFAULT_DEADLINE_MS, "the INIT budget; WARM_WEB_SLIM_DEADLINE_MS overrides it", True
     try:
         value = float(raw)
     except ValueError:
@@ -1043,7 +1041,7 @@ def deadline_ms(env, note=None):
     if not 0 < value < float("inf"):
         raise SlimLoadError(f"warm-web slim: WARM_WEB_SLIM_DEADLINE_MS={raw!r} is not a positive number "
                             "of milliseconds")
-    return value, "WARM_WEB_SLIM_DEADLINE_MS"
+    return value, "WARM_WEB_SLIM_DEADLINE_MS", False
 
 
 def _leave_note(note):
@@ -1072,22 +1070,24 @@ def materialise(env=None, workers=None, emit=True, started=None):
     base = os.path.join(env.get("TMPDIR") or "/tmp", "warm-web")
     final = os.path.join(base, sha256)
     note = os.path.join(base, OUT_OF_TIME + sha256)
-    ms, source = deadline_ms(env, note)
 
     with _loaded_lock:
         path = _loaded.get(final)
         if path is None:
+            ms, source, on_demand = deadline_ms(env, note)
             watch = _Watch(started, ms, source, size)
             try:
                 path = _load(env, bucket, key, sha256, size, unpacked, base, final, workers, emit, watch)
             except SlimLoadError:
                 # Only the on-demand budget is too short for a load that Lambda would let run longer.
-                if watch.passed() and ms == DEFAULT_DEADLINE_MS and not env.get("WARM_WEB_SLIM_DEADLINE_MS"):
+                if watch.passed() and on_demand:
                     _leave_note(note)
                 raise
             _loaded[final] = path
-            if os.path.lexists(note):
+            try:
                 os.unlink(note)
+            except FileNotFoundError:
+                pass
     if path not in sys.path:
         sys.path.insert(0, path)
         import importlib

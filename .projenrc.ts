@@ -1,4 +1,4 @@
-import { awscdk, javascript } from 'projen';
+import { awscdk, javascript, JsonFile } from 'projen';
 import { UpdateSnapshot } from 'projen/lib/javascript';
 
 const project = new awscdk.AwsCdkConstructLibrary({
@@ -42,6 +42,12 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'pyodide-py314@npm:pyodide@314.0.7',
   ],
   lambdaAutoDiscover: false,
+  // A check, not a rewrite: the test task must not change the code it tests.
+  eslintOptions: {
+    dirs: ['lib'],
+    devdirs: ['test', 'runtime', 'handlers', 'local', 'bench', 'projenrc', '.projenrc.ts'],
+    commandOptions: { fix: false },
+  },
   jestOptions: {
     // A snapshot that no longer matches fails the run: template changes are reviewed, not rewritten.
     updateSnapshot: UpdateSnapshot.NEVER,
@@ -72,11 +78,31 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
 // The package carries what runs: compiled .js, .d.ts, .jsii, assets/, README, LICENSE, API.md. No .ts
 // sources (a ts-node app with --prefer-ts-exts would load them), no runtime or handler sources (their
-// bundles are in assets/), no tests' local Lambda endpoint.
+// bundles are in assets/), no local Lambda endpoint.
 for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/.ci/', '.venv/', '/.venv-py*/', 'cdk.out/',
-  '/lib/**/*.ts', '!/lib/**/*.d.ts', '/lib/runtime/', '/lib/local/', '/lib/*.lambda.*', '/rosetta/']) {
+  '/lib/**/*.ts', '!/lib/**/*.d.ts', '/runtime/', '/handlers/', '/local/', '/rosetta/']) {
   project.addPackageIgnore(pattern);
 }
+
+// jsii compiles lib/ alone. The trees beside it (runtime shims, Lambda handlers, the local endpoint,
+// benches) are bundled or run by ts-node; each has a tsconfig so tsc and eslint check them too.
+const TREES = ['runtime/node', 'handlers', 'local', 'bench'];
+for (const tree of TREES) {
+  const up = tree.split('/').map(() => '..').join('/');
+  new JsonFile(project, `${tree}/tsconfig.json`, {
+    obj: {
+      extends: `${up}/tsconfig.json`,
+      compilerOptions: { noEmit: true, rootDir: up, declaration: false, isolatedModules: true },
+      include: ['**/*.ts'],
+      exclude: ['node_modules'],
+    },
+  });
+}
+const typecheck = project.addTask('typecheck', {
+  description: 'Type-check the trees that jsii does not compile (runtime, handlers, local, bench, test)',
+  exec: [...TREES, 'test'].map((tree) => `tsc --noEmit -p ${tree}`).join(' && '),
+});
+project.testTask.prependSpawn(typecheck);
 
 // npm ci fails on a lock made here unless every unrs-resolver binding resolves to the same release.
 project.package.addField('overrides', { 'unrs-resolver': '~1.12.2' });
@@ -86,34 +112,31 @@ project.package.addEngine('node', '>= 20.0.0');
 // Runtime shims: built into assets/ at compile time and shipped in the npm package as Lambda layers.
 const bundleNodeShim = project.addTask('bundle:node-shim', {
   description: 'Bundle the Node runtime shim into the Node layer asset',
-  exec: 'esbuild lib/runtime/node/index.ts --bundle --platform=node --target=node20 --format=cjs --external:./slim '
+  exec: 'esbuild runtime/node/index.ts --bundle --platform=node --target=node20 --format=cjs --external:./slim '
     + '--outfile=assets/node-shim-layer/warm-web/index.js '
-    + '&& esbuild lib/runtime/node/slim.ts --bundle --platform=node --target=node20 --format=cjs '
+    + '&& esbuild runtime/node/slim.ts --bundle --platform=node --target=node20 --format=cjs '
     + '--outfile=assets/node-shim-layer/warm-web/slim.js',
 });
 const bundlePythonShim = project.addTask('bundle:python-shim', {
   description: 'Copy the Python runtime shim into the Python layer asset, with its bytecode for Python 3.12-3.14',
   exec: 'rm -rf assets/python-shim-layer && mkdir -p assets/python-shim-layer/python '
-    + '&& cp -r lib/runtime/python/warm_web assets/python-shim-layer/python/ '
+    + '&& cp -r runtime/python/warm_web assets/python-shim-layer/python/ '
     + '&& find assets/python-shim-layer -name __pycache__ -prune -exec rm -rf {} + '
     + '&& node scripts/compile-python-shim.js assets/python-shim-layer/python/warm_web',
 });
 const bundleWarmer = project.addTask('bundle:warmer', {
   description: 'Bundle the warmer function (with its AWS SDK, so the version is ours, not the runtime\'s)',
-  exec: 'esbuild lib/warmer.lambda.ts --bundle --platform=node --target=node22 --format=cjs --minify '
+  exec: 'esbuild handlers/warmer/index.ts --bundle --platform=node --target=node22 --format=cjs --minify '
     + '--outfile=assets/warmer/index.js',
 });
-// Runtime code may import devDependencies: esbuild bundles them into the asset.
-project.eslint?.allowDevDeps('lib/*.lambda.ts');
-project.eslint?.allowDevDeps('lib/runtime/**');
 const bundlePgRouter = project.addTask('bundle:pg-router', {
   description: 'Bundle the Node read/write router for pg into the Node layer (pg comes from the app)',
-  exec: 'esbuild lib/runtime/node/pg-router.ts --bundle --platform=node --target=node20 --format=cjs --external:pg '
+  exec: 'esbuild runtime/node/pg-router.ts --bundle --platform=node --target=node20 --format=cjs --external:pg '
     + '--outfile=assets/node-shim-layer/warm-web/pg-router.js',
 });
 const bundleSlimArchive = project.addTask('bundle:slim-archive', {
   description: 'Bundle the function that copies slim code archives into the code bucket',
-  exec: 'esbuild lib/slim-archive.lambda.ts --bundle --platform=node --target=node22 --format=cjs --minify '
+  exec: 'esbuild handlers/slim-archive/index.ts --bundle --platform=node --target=node22 --format=cjs --minify '
     + '--outfile=assets/slim-archive/index.js',
 });
 project.preCompileTask.spawn(bundleNodeShim);
@@ -124,7 +147,7 @@ project.preCompileTask.spawn(bundlePythonShim);
 
 project.addTask('test:python', {
   description: 'Run the Python shim tests (needs .venv, see scripts/test-all.sh)',
-  exec: '.venv/bin/python -m pytest -q test/python',
+  exec: '.venv/bin/python -m pytest -q test/runtime/python',
   receiveArgs: true,
 });
 // Every README and docstring sample must compile (fixtures in rosetta/): the tablet it writes is how the

@@ -9,7 +9,7 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { ALWAYS_EXCLUDED, checkDirectory, noFilesError } from './private/code-directory';
 import { functionRoleAndLogs } from './private/function-role';
-import { packDirectory, PackResult } from './slim/pack';
+import { packDirectory, PackResult } from './private/slim-pack';
 
 /** Lambda's largest /tmp. */
 const MAX_EPHEMERAL = Size.gibibytes(10);

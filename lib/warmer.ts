@@ -10,7 +10,7 @@ import { functionRoleAndLogs } from './private/function-role';
 const MAX_CONCURRENCY = 1000;
 /**
  * The warmer function's timeout. A run's rounds end 5 s before it (the warmer reads its remaining time),
- * so that it always emits its metrics and answers CloudFormation: warmer.lambda.ts FUNCTION_TIMEOUT_MS.
+ * so that it always emits its metrics and answers CloudFormation: handlers/warmer FUNCTION_TIMEOUT_MS.
  */
 const WARMER_TIMEOUT = Duration.minutes(2);
 /**

@@ -16,7 +16,7 @@ fi
 # One Python environment (.venv) for the shim tests, the database tests, the benchmarks (the frameworks
 # the shim is tested against) and the wheel build. pip tries PyPI and any configured mirror; failing lookups are
 # not retried, so an offline mirror answers fast.
-PYTHON_REQUIREMENTS=(test/python/requirements.txt test/python/requirements-db.txt bench/shim/requirements.txt scripts/requirements-package.txt)
+PYTHON_REQUIREMENTS=(test/runtime/python/requirements.txt test/runtime/python/requirements-db.txt bench/shim/requirements.txt scripts/requirements-package.txt)
 want_python_env() {
   local stamp=.venv/.requirements.sha
   local sum

@@ -4,8 +4,8 @@ import * as path from 'path';
 import { App, CfnParameter, Duration, Stack, TimeZone, Token } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { ANSWER_RESERVE_MS, FUNCTION_TIMEOUT_MS } from '../handlers/warmer';
 import { WarmSchedule, WarmWebFunction, WarmWebFunctionProps, WebApp, WebCode } from '../lib';
-import { ANSWER_RESERVE_MS, FUNCTION_TIMEOUT_MS } from '../lib/warmer.lambda';
 
 const codeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-code-'));
 fs.writeFileSync(path.join(codeDir, 'app.py'), 'app = None\n');

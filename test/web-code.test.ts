@@ -18,7 +18,7 @@ describe('WebCode.fromDirectory', () => {
     const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
     const config = WebCode.fromDirectory(dir, { pythonBytecode: false })
       .bind(stack, { handler: 'h', shimDirectory: dir, architecture: lambda.Architecture.ARM_64, role, runtime: lambda.Runtime.PYTHON_3_14 });
-    expect(config.code.isInline).toBe(false);
+    expect(config.code).toBeInstanceOf(lambda.AssetCode);
     expect(config.environment).toBeUndefined();
   });
 

@@ -92,7 +92,11 @@ for (const minor of [12, 13, 14]) {
     const floor = copyTree(app.tree, 'warm-web-bench-floor-');
     timeImport(python, floor, app.settings, true); // warms the floor's cache: Python writes its pycs
     if (!fs.existsSync(path.join(floor, 'django', '__pycache__'))) throw new Error(`the floor's cache in ${floor} stayed cold`);
-    const variants = { none: { tree: none, writable: false }, shipped: { tree: shipped.directory, writable: false }, floor: { tree: floor, writable: true } };
+    const variants = {
+      none: { tree: none, writable: false },
+      shipped: { tree: shipped.directory, writable: false },
+      floor: { tree: floor, writable: true },
+    };
     const times = { none: [] as number[], shipped: [] as number[], floor: [] as number[] };
     const order = Object.keys(variants) as (keyof typeof variants)[];
     for (let i = 0; i < ROUNDS; i++) {

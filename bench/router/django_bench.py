@@ -10,7 +10,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path[:0] = [os.path.join(ROOT, "lib", "runtime", "python"), HERE]
+sys.path[:0] = [os.path.join(ROOT, "runtime", "python"), HERE]
 
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402

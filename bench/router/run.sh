@@ -29,7 +29,7 @@ else
   fi
 fi
 bundle=$(mktemp -d)/pg-router.js
-npx esbuild lib/runtime/node/pg-router.ts --bundle --platform=node --target=node20 --format=cjs --external:pg \
+npx esbuild runtime/node/pg-router.ts --bundle --platform=node --target=node20 --format=cjs --external:pg \
   --outfile="$bundle" --log-level=warning
 
 step "Django router"

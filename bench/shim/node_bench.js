@@ -10,7 +10,7 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BUNDLE = path.resolve(process.argv[2] || path.join(ROOT, 'assets/node-shim-layer/warm-web/index.js'));
-const TASK_ROOT = path.join(ROOT, 'test/runtime/fixtures');
+const TASK_ROOT = path.join(ROOT, 'test/runtime/node/fixtures');
 const APP_FILE = path.join(TASK_ROOT, 'express-app.js');
 const INIT_RUNS = 41;
 const WARMUP = 2000;

@@ -2,7 +2,7 @@
 against the bare app and against the Lambda Web Adapter's way (the app behind a loopback server).
 
 Usage: .venv/bin/python bench/shim/python_bench.py PYTHON...
-  (the venv has test/python and bench/shim requirements; each PYTHON is an interpreter of a Lambda
+  (the venv has test/runtime/python and bench/shim requirements; each PYTHON is an interpreter of a Lambda
   Python minor with Django, for the INIT figures; bench/shim/run.sh makes them). Prints one JSON object.
 """
 import asyncio
@@ -19,7 +19,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHIM_PATH = os.path.join(ROOT, "lib", "runtime", "python")
+SHIM_PATH = os.path.join(ROOT, "runtime", "python")
 SHIPPED_LAYER = os.path.join(ROOT, "assets", "python-shim-layer", "python")
 APPS_PATH = os.path.join(ROOT, "test", "python", "apps")
 sys.path[:0] = [SHIM_PATH, APPS_PATH]

@@ -1,7 +1,7 @@
 """bench:slim — loading ~250 MB of slim code from S3 into /tmp: ours vs Zappa's way vs the native limit.
 
 One run against a local S3 server (moto, on loopback):
-  * ours     lib/runtime/python/warm_web/slim.py materialise(), on the archive lib/slim/pack.ts makes;
+  * ours     runtime/python/warm_web/slim.py materialise(), on the archive lib/private/slim-pack.ts makes;
   * zappa    Zappa's slim_handler load (zappa/handler.py load_remote_project_archive): the S3 body streamed
              into tarfile.open(mode="r|gz").extractall(), on a single-stream tar.gz of the same tree;
   * limit    the same compressed bytes as ours over loopback, the same files written by native tools:
@@ -101,7 +101,7 @@ def build_tree(site):
 
 def pack(site):
     ours = os.path.join(WORK, "ours.tgz")
-    args = ["npx", "ts-node", "--transpile-only", "test/python/slim/pack_cli.ts", site, ours,
+    args = ["npx", "ts-node", "--transpile-only", "test/runtime/python/slim/pack_cli.ts", site, ours,
             os.environ.get("SLIM_SHARD_BYTES", ""), os.environ.get("SLIM_LEVEL", ""), ".complete"]
     packed = json.loads(subprocess.check_output(args, cwd=ROOT, stderr=subprocess.DEVNULL))
     zappa = os.path.join(WORK, "zappa.tar.gz")
@@ -199,7 +199,7 @@ def main():
         def run_ours():
             d = new_dir("ours")
             r = json.loads(subprocess.check_output(
-                [sys.executable, "-c", OURS, os.path.join(ROOT, "lib", "runtime", "python")],
+                [sys.executable, "-c", OURS, os.path.join(ROOT, "runtime", "python")],
                 env=dict(ours_env, TMPDIR=d)))
             return r
 

@@ -20,7 +20,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
-sys.path.insert(0, os.path.join(bench.ROOT, "lib", "runtime", "python"))
+sys.path.insert(0, os.path.join(bench.ROOT, "runtime", "python"))
 from warm_web import slim  # noqa: E402
 
 WORK = bench.WORK
@@ -32,7 +32,7 @@ RUNS = 3
 def packed(site, shard_bytes):
     out = os.path.join(WORK, f"ours-{shard_bytes}.tgz")
     result = json.loads(subprocess.check_output(
-        ["npx", "ts-node", "--transpile-only", "test/python/slim/pack_cli.ts", site, out, str(shard_bytes), "",
+        ["npx", "ts-node", "--transpile-only", "test/runtime/python/slim/pack_cli.ts", site, out, str(shard_bytes), "",
          ".complete"], cwd=bench.ROOT, stderr=subprocess.DEVNULL))
     return out, result
 

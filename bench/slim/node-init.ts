@@ -10,7 +10,7 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { build } from 'esbuild';
-import { packDirectory } from '../../lib/slim/pack';
+import { packDirectory } from '../../lib/private/slim-pack';
 
 const ROOT = path.join(__dirname, '..', '..');
 const RUNNER = path.join(__dirname, 'node-init-runner.mjs');
@@ -67,8 +67,8 @@ async function main(): Promise<void> {
   const packed = packDirectory(tree, path.join(work, 'code.slim'));
   const layer = path.join(work, 'layer');
   const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'silent' } as const;
-  await build({ ...common, entryPoints: [path.join(ROOT, 'lib/runtime/node/index.ts')], external: ['./slim'], outfile: path.join(layer, 'index.js') });
-  await build({ ...common, entryPoints: [path.join(ROOT, 'lib/runtime/node/slim.ts')], outfile: path.join(layer, 'slim.js') });
+  await build({ ...common, entryPoints: [path.join(ROOT, 'runtime/node/index.ts')], external: ['./slim'], outfile: path.join(layer, 'index.js') });
+  await build({ ...common, entryPoints: [path.join(ROOT, 'runtime/node/slim.ts')], outfile: path.join(layer, 'slim.js') });
   fs.writeFileSync(path.join(layer, 'init.mjs'), ESM_ENTRY);
 
   const port = 20000 + Math.floor(Math.random() * 20000);
@@ -97,11 +97,20 @@ async function main(): Promise<void> {
           fs.mkdirSync(tmp);
           execFileSync('sync');
           const env = {
-            PATH: process.env.PATH, TMPDIR: tmp, WARM_WEB_APP: 'app.handler', WARM_WEB_APP_KIND: 'handler',
-            WARM_WEB_SLIM_BUCKET: BUCKET, WARM_WEB_SLIM_KEY: key, WARM_WEB_SLIM_SHA256: packed.sha256,
-            WARM_WEB_SLIM_SIZE: String(packed.size), WARM_WEB_SLIM_UNPACKED: String(packed.unpackedBytes),
-            AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`, AWS_REGION: 'us-east-1', AWS_LAMBDA_FUNCTION_NAME: 'bench',
-            AWS_ACCESS_KEY_ID: 'AKIDTEST', AWS_SECRET_ACCESS_KEY: 'secret',
+            PATH: process.env.PATH,
+            TMPDIR: tmp,
+            WARM_WEB_APP: 'app.handler',
+            WARM_WEB_APP_KIND: 'handler',
+            WARM_WEB_SLIM_BUCKET: BUCKET,
+            WARM_WEB_SLIM_KEY: key,
+            WARM_WEB_SLIM_SHA256: packed.sha256,
+            WARM_WEB_SLIM_SIZE: String(packed.size),
+            WARM_WEB_SLIM_UNPACKED: String(packed.unpackedBytes),
+            AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`,
+            AWS_REGION: 'us-east-1',
+            AWS_LAMBDA_FUNCTION_NAME: 'bench',
+            AWS_ACCESS_KEY_ID: 'AKIDTEST',
+            AWS_SECRET_ACCESS_KEY: 'secret',
           };
           const got = await run(file, env, freeze);
           if (r > 0) (runs[`${form}, ${freeze ? 'frozen 2 s after INIT' : 'invoked at once'}`] ??= []).push(got);
@@ -111,7 +120,14 @@ async function main(): Promise<void> {
     const results = Object.entries(runs).map(([variant, v]) => ({
       variant, initMs: median(v.map((x) => x.initMs)), firstInvokeMs: median(v.map((x) => x.firstInvokeMs)), runs: v,
     }));
-    const out = { date: new Date().toISOString().slice(0, 10), files: packed.files, unpackedBytes: packed.unpackedBytes, archiveBytes: packed.size, rounds: ROUNDS, results };
+    const out = {
+      date: new Date().toISOString().slice(0, 10),
+      files: packed.files,
+      unpackedBytes: packed.unpackedBytes,
+      archiveBytes: packed.size,
+      rounds: ROUNDS,
+      results,
+    };
     fs.writeFileSync(path.join(ROOT, 'bench/results/slim-node-init.json'), `${JSON.stringify(out, null, 2)}\n`);
     for (const r of results) console.log(`${r.variant}: INIT ${r.initMs} ms, first invoke waits ${r.firstInvokeMs} ms (medians of ${ROUNDS})`);
   } finally {

@@ -50,7 +50,7 @@ async function main() {
   const local = await startPool(SIZES.flatMap((n) => MEMORY_MB.map((mb) => pythonTarget(`ours-${mb}-${n}`, 'plugin_warmup'))));
   const group = cpuQuotaGroup();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const warmer: typeof import('../../lib/warmer.lambda') = require('../../lib/warmer.lambda');
+  const warmer: typeof import('../../handlers/warmer') = require('../../handlers/warmer');
   const quiet = process.stdout.write.bind(process.stdout);
   const results: Array<Record<string, unknown>> = [];
   try {

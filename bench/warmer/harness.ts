@@ -4,7 +4,7 @@ import { fork } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { InvocationRecord, LocalFunction } from '../../lib/local/local-lambda';
+import { InvocationRecord, LocalFunction } from '../../local/local-lambda';
 
 const MEMORY_GB = 1; // the targets' memory, for GB-seconds
 /** Warm-up runs end once a run starts no environment (at 500, booting them all takes several runs). */

@@ -1,6 +1,6 @@
 // The local Lambda endpoint in a process of its own, as Lambda's service is not on the warmer's CPU:
 // answering a released ping must not slow the warmer's dispatch of the rest. Started by harness.ts.
-import { LocalFunction, LocalLambda } from '../../lib/local/local-lambda';
+import { LocalFunction, LocalLambda } from '../../local/local-lambda';
 
 type Request = { id: number; op: 'start'; functions: LocalFunction[] } | { id: number; op: 'take' | 'reclaim' | 'arn'; name: string } | { id: number; op: 'stop' };
 

@@ -16,7 +16,7 @@ async function main() {
   const local = await startPool(METHODS.flatMap((method) => SIZES.map((n) =>
     pythonTarget(`${method}-${n}`, method === 'lambda-warmer' ? 'lambda_warmer' : 'plugin_warmup'))));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const warmer: typeof import('../../lib/warmer.lambda') = require('../../lib/warmer.lambda');
+  const warmer: typeof import('../../handlers/warmer') = require('../../handlers/warmer');
   const sdkDefaults = new LambdaClient({});
   const quiet = process.stdout.write.bind(process.stdout);
   // What our warmer asked each environment to hold, from the ping and the answer's arrival time: the
@@ -102,7 +102,12 @@ async function main() {
     const row: Record<string, unknown> = { n };
     for (const method of METHODS) {
       const r = results[`${method}/${n}`] as { distinct: number; coverage: number; holdMsTotal: number; requiredHoldMs: number; requiredHoldInEnvMs: number };
-      row[method] = { distinct: r.distinct, minDistinct: (r as { minDistinct?: number }).minDistinct, coverage: r.coverage, holdMsTotal: r.holdMsTotal, holdToRequired: r.requiredHoldMs ? +(r.holdMsTotal / r.requiredHoldMs).toFixed(2) : null,
+      row[method] = {
+        distinct: r.distinct,
+        minDistinct: (r as { minDistinct?: number }).minDistinct,
+        coverage: r.coverage,
+        holdMsTotal: r.holdMsTotal,
+        holdToRequired: r.requiredHoldMs ? +(r.holdMsTotal / r.requiredHoldMs).toFixed(2) : null,
         holdToRequiredInEnv: r.requiredHoldInEnvMs ? +(r.holdMsTotal / r.requiredHoldInEnvMs).toFixed(2) : null,
         seriesHoldToRequired: (r as { series?: { holdToRequired: number | null } }).series?.holdToRequired ?? null,
         seriesAskedToRequired: (r as { series?: { askedToRequired: number | null } }).series?.askedToRequired ?? null,

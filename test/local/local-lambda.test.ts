@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { pythonForTests } from './python';
-import { LocalLambda } from '../../lib/local/local-lambda';
+import { LocalLambda } from '../../local/local-lambda';
 
 const APPS = path.join(__dirname, 'apps');
 const requestLog = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-local-')), 'requests.log');

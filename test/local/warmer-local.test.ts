@@ -5,8 +5,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { pythonForTests } from './python';
-import { LocalLambda } from '../../lib/local/local-lambda';
-import type * as WarmerModule from '../../lib/warmer.lambda';
+import type * as WarmerModule from '../../handlers/warmer';
+import { LocalLambda } from '../../local/local-lambda';
 
 jest.setTimeout(120_000);
 
@@ -37,7 +37,7 @@ beforeAll(async () => {
   });
   // Imported after the endpoint is set: the client is created at module scope, as in Lambda.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  warmer = require('../../lib/warmer.lambda');
+  warmer = require('../../handlers/warmer');
   stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
   warnings = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
 });

@@ -1,5 +1,5 @@
 // Hostile slim archives, in the real format (docs/SLIM_FORMAT.md), for the loaders' tests (Node:
-// test/runtime/slim-faults.test.ts; Python: test/python). Every case but `replaced-shard` has an honest
+// test/runtime/node/slim-faults.test.ts; Python: test/runtime/python). Every case but `replaced-shard` has an honest
 // index (its hash, sizes and shard hashes are right): what is hostile is the tar inside, which is what a
 // loader must refuse even when every hash checks out.
 //
@@ -10,7 +10,7 @@
 //   npx ts-node --transpile-only test/slim/hostile.ts --list
 //     prints the case names, one per line.
 //
-// The packer (lib/slim/pack.ts) exports neither its tar headers nor its gzip members, so the minimum of
+// The packer (lib/private/slim-pack.ts) exports neither its tar headers nor its gzip members, so the minimum of
 // both is written here: ustar headers (names under 100 bytes, no pax), gzip members with the packer's
 // OS byte, and the index member.
 /* eslint-disable no-bitwise */ // gzip flags and file modes are bit fields
@@ -19,7 +19,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { packDirectory, readIndex, SLIM_FORMAT, SLIM_FORMAT_VERSION, SLIM_MTIME, type ShardRecord, type SlimIndex } from '../../lib/slim/pack';
+import { packDirectory, readIndex, SLIM_FORMAT, SLIM_FORMAT_VERSION, SLIM_MTIME, type ShardRecord, type SlimIndex } from '../../lib/private/slim-pack';
 
 export const CASES = ['good', 'symlink-chain', 'replaced-shard', 'duplicate-entry', 'entry-cut-by-shard-end', 'size-lie',
   'dot-link', 'marker-entry', 'link-over-entry', 'pax-bomb', 'shard-not-gzip', 'link-through-link'] as const;

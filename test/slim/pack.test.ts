@@ -1,4 +1,4 @@
-// The slim-code packer (lib/slim/pack.ts): deterministic archives that are ordinary .tar.gz files, split
+// The slim-code packer (lib/private/slim-pack.ts): deterministic archives that are ordinary .tar.gz files, split
 // into independently inflatable shards, keeping symlinks, exec bits, non-ASCII names and empty dirs.
 /* eslint-disable no-bitwise */ // file modes, gzip and pyc header fields are bit fields
 import { execFileSync } from 'child_process';
@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { listing } from './listing';
-import { packDirectory, readIndex, SLIM_MTIME, SlimPackError } from '../../lib/slim/pack';
+import { packDirectory, readIndex, SLIM_MTIME, SlimPackError } from '../../lib/private/slim-pack';
 
 let work: string;
 

@@ -69,7 +69,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '/dist/',
     '.jsii.tabl.json',
   ],
-  githubOptions: { mergify: false },
+  // No PR-title lint: commits here are plain sentences (subject ≤ 72 characters), not Conventional Commits.
+  githubOptions: { mergify: false, pullRequestLint: false },
   buildWorkflow: false,
   release: false,
   depsUpgrade: false,

@@ -1,5 +1,6 @@
 export * from './web-app';
 export * from './web-code';
+export * from './web-command';
 export * from './web-endpoint';
 export * from './warm-web-function';
 export * from './warmer';

@@ -80,7 +80,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
 // The package carries what runs: compiled .js, .d.ts, .jsii, assets/, README, LICENSE, API.md. No .ts
 // sources (a ts-node app with --prefer-ts-exts would load them), no runtime or handler sources (their
 // bundles are in assets/), no local Lambda endpoint.
-for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/.ci/', '.venv/', '/.venv-py*/', 'cdk.out/',
+for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/.ci/', '/CONTRIBUTING.md', '.venv/', '/.venv-py*/', 'cdk.out/',
   '/lib/**/*.ts', '!/lib/**/*.d.ts', '/runtime/', '/handlers/', '/local/', '/rosetta/']) {
   project.addPackageIgnore(pattern);
 }

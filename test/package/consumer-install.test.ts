@@ -117,7 +117,8 @@ function classicApp(cdkLib: string): string {
     'lib/site-stack.ts': STACK,
     'site/app.py': WSGI_APP,
   });
-  npm(['install', '--prefer-offline', tarball, `aws-cdk-lib@${cdkLib}`, 'constructs@^10', 'ts-node@^10', 'typescript@~5.9', '@types/node@^22'], dir);
+  // Not --prefer-offline: a cached packument can predate the newest release's own dependencies (ETARGET).
+  npm(['install', tarball, `aws-cdk-lib@${cdkLib}`, 'constructs@^10', 'ts-node@^10', 'typescript@~5.9', '@types/node@^22'], dir);
   return dir;
 }
 
@@ -135,7 +136,7 @@ function initApp(cdkLib: string): string {
   manifest.dependencies = { ...manifest.dependencies, 'aws-cdk-lib': cdkLib, 'cdk-warm-web': `file:${tarball}` };
   for (const name of ['jest', '@swc/core', '@swc/jest']) delete manifest.devDependencies[name];
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
-  npm(['install', '--prefer-offline'], dir);
+  npm(['install'], dir);
   return dir;
 }
 

@@ -29,9 +29,21 @@ const REASON_OUTPUT_CHARS = 1_500;
 // A retried Invoke would run the command twice: fail the step instead.
 export const lambda = new LambdaClient({ maxAttempts: 1 });
 
+/** An update's event also carries the properties it replaces. */
+type PreTrafficEvent = CustomResourceEvent<PreTrafficProperties> & { readonly OldResourceProperties?: PreTrafficProperties };
+
 /** The part of Lambda's context the step reads. */
 export interface PreTrafficContext {
   getRemainingTimeInMillis(): number;
+}
+
+/** The command answer of docs/RUNTIME_CONTRACT.md, as far as the step trusts it. */
+interface CommandAnswer {
+  readonly exitCode?: unknown;
+  readonly output?: unknown;
+  readonly truncated?: unknown;
+  readonly error?: unknown;
+  readonly durationMs?: unknown;
 }
 
 /** A step that failed: the message is the CloudFormation reason. */
@@ -49,20 +61,20 @@ export async function handler(event: unknown, context: PreTrafficContext): Promi
     return respond(event, { status, reason, physicalResourceId }, endMs - 500);
   };
   try {
-    return await answer('SUCCESS', await run(event as CustomResourceEvent<PreTrafficProperties>, deadlineMs));
+    return await answer('SUCCESS', await run(event as unknown as PreTrafficEvent, deadlineMs));
   } catch (err) {
     const message = err instanceof StepFailed ? err.message : `the pre-traffic step failed: ${(err as Error).message}`;
     return answer('FAILED', message);
   }
 }
 
-async function run(event: CustomResourceEvent<PreTrafficProperties>, deadlineMs: number): Promise<string> {
+async function run(event: PreTrafficEvent, deadlineMs: number): Promise<string> {
   if (event.RequestType === 'Delete') return 'nothing to delete';
   const props = event.ResourceProperties;
   const functionArn = props.FunctionArn;
   const version = versionOf(functionArn);
   if (event.RequestType === 'Update') {
-    const before = versionOf((event as unknown as { OldResourceProperties: PreTrafficProperties }).OldResourceProperties.FunctionArn);
+    const before = versionOf(event.OldResourceProperties?.FunctionArn);
     // Versions only grow: a lower one is CloudFormation rolling the stack back to the version the alias
     // served before, whose migrations already ran. Running the old code's commands again helps nothing.
     if (Number(version) < Number(before)) return `rollback to version ${version}: nothing run`;
@@ -129,7 +141,7 @@ async function runCommand(functionArn: string, command: unknown, functionTimeout
   } catch {
     body = undefined;
   }
-  const result = (body as { warmWebCommand?: { exitCode?: unknown; output?: unknown; truncated?: unknown; error?: unknown; durationMs?: unknown } })?.warmWebCommand;
+  const result = (body as { warmWebCommand?: CommandAnswer })?.warmWebCommand;
   if (!result) {
     throw new StepFailed(`'${name}' failed: the answer is not a cdk-warm-web command answer (a shim without commands?): ${text.slice(0, 300)}`);
   }

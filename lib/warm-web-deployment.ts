@@ -276,8 +276,9 @@ export class WarmWebDeployment extends Construct {
       },
     });
     step.node.addDependency(invoke);
-    // The alias moves only once the step has succeeded on the version it moves to.
-    alias.node.addDependency(step);
+    // The alias moves only once the step has succeeded on the version it moves to (its URL and
+    // permissions, children of the alias construct, need not wait).
+    alias.node.defaultChild!.node.addDependency(step);
     return fn;
   }
 

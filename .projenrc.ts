@@ -140,10 +140,16 @@ const bundleSlimArchive = project.addTask('bundle:slim-archive', {
   exec: 'esbuild handlers/slim-archive/index.ts --bundle --platform=node --target=node22 --format=cjs --minify '
     + '--outfile=assets/slim-archive/index.js',
 });
+const bundlePreTraffic = project.addTask('bundle:pre-traffic', {
+  description: 'Bundle the pre-traffic step of deploys (migrations and warm-up of each new version, before the live alias moves)',
+  exec: 'esbuild handlers/pre-traffic/index.ts --bundle --platform=node --target=node22 --format=cjs --minify '
+    + '--outfile=assets/pre-traffic/index.js',
+});
 project.preCompileTask.spawn(bundleNodeShim);
 project.preCompileTask.spawn(bundleSlimArchive);
 project.preCompileTask.spawn(bundlePgRouter);
 project.preCompileTask.spawn(bundleWarmer);
+project.preCompileTask.spawn(bundlePreTraffic);
 project.preCompileTask.spawn(bundlePythonShim);
 
 project.addTask('test:python', {

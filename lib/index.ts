@@ -3,6 +3,7 @@ export * from './web-code';
 export * from './web-command';
 export * from './web-endpoint';
 export * from './warm-web-function';
+export * from './warm-web-deployment';
 export * from './warmer';
 export * from './provisioned-auto-scaling';
 export * from './warm-calendar';

@@ -13,6 +13,7 @@ import { ProvisionedAutoScaling, ProvisionedConcurrencyOptions } from './provisi
 import { ReadReplicaRouter } from './read-replica-router';
 import { shimFor, shimLayer } from './shim-layer';
 import { monthlyCost } from './strategy-cost';
+import { WarmWebDeployment, WebDeploymentOptions } from './warm-web-deployment';
 import { Warmer, WarmingOptions } from './warmer';
 import { WebApp, WebAppLanguage } from './web-app';
 import { WebCache } from './web-cache';
@@ -181,6 +182,15 @@ export interface WarmWebFunctionOptions {
    * @default - the app kind and spec, e.g. `cdk-warm-web wsgi mysite.wsgi:application`
    */
   readonly description?: string;
+
+  /**
+   * What a deploy does before and while it moves the `live` alias to the new version: migrations the new
+   * version runs first (a failure fails the deploy, the alias stays on the old version), a warm-up of its
+   * environments, and canary or linear traffic shifting that rolls back on alarms.
+   *
+   * @default - the alias moves to each new version at once, with no command run before
+   */
+  readonly deployment?: WebDeploymentOptions;
 }
 
 /**
@@ -289,6 +299,13 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
    */
   public readonly provisionedAutoScaling?: ProvisionedAutoScaling;
 
+  /**
+   * The migrations, warm-up and traffic shifting of each deploy, when configured.
+   *
+   * @default - undefined unless `deployment` is set
+   */
+  public readonly deployment?: WarmWebDeployment;
+
   public readonly grantPrincipal: iam.IPrincipal;
 
   private readonly warmed: boolean;
@@ -385,10 +402,16 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     }
     describeStrategy(this, props, memorySize, props.architecture ?? lambda.Architecture.ARM_64);
 
+    if (props.deployment) {
+      this.deployment = new WarmWebDeployment(this, 'Deployment', { ...props.deployment, alias: this.alias, app: props.app, timeout, environment: props.environment, warming: props.warming });
+    }
+
     this.warmed = props.warming !== undefined;
     if (props.warming) {
       validateWarming(props.warming, props.reservedConcurrentExecutions);
-      Warmer.of(this).addTarget(Names.nodeUniqueId(this.node), this.alias, props.warming);
+      // The deployment's pre-traffic step warms each new version before traffic; the warmer need not after.
+      const warming = this.deployment?.warmsNewVersions ? { ...props.warming, prewarmOnDeploy: false } : props.warming;
+      Warmer.of(this).addTarget(Names.nodeUniqueId(this.node), this.alias, warming);
     }
 
     const bound = endpoint.bind(this, this.alias);

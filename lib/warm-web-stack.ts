@@ -194,7 +194,7 @@ export class WarmWebStack extends Stack {
       }),
     ];
 
-    this.alarm(new cloudwatch.Alarm(fn, 'ErrorRateAlarm', {
+    const errorRate = new cloudwatch.Alarm(fn, 'ErrorRateAlarm', {
       metric: new cloudwatch.MathExpression({
         expression: '100 * errors / invocations',
         usingMetrics: { errors: alias.metricErrors({ period }), invocations: alias.metricInvocations({ period }) },
@@ -206,7 +206,10 @@ export class WarmWebStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
+    });
+    this.alarm(errorRate);
+    // A traffic shift rolls back when the function fails or slows (cold starts are expected of a new version).
+    const rollback = [errorRate];
     this.alarm(alias.metricThrottles({ period }).createAlarm(fn, 'ThrottlesAlarm', {
       alarmDescription: `Requests to ${fn.node.path} were throttled (clients got 429/503)`,
       threshold: 0,
@@ -215,14 +218,17 @@ export class WarmWebStack extends Stack {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     }));
     if (!timeout.isUnresolved()) {
-      this.alarm(alias.metricDuration({ period, statistic: 'p99' }).createAlarm(fn, 'DurationAlarm', {
+      const duration = alias.metricDuration({ period, statistic: 'p99' }).createAlarm(fn, 'DurationAlarm', {
         alarmDescription: `p99 duration of ${fn.node.path} is above 80 % of its ${timeout.toHumanString()} timeout`,
         threshold: timeout.toMilliseconds() * 0.8,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 3,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }));
+      });
+      this.alarm(duration);
+      rollback.push(duration);
     }
+    if (fn.deployment?.deploymentGroup) rollback.forEach((alarm) => fn.deployment!.addRollbackAlarm(alarm));
     this.alarm(fn.metricColdStarts({ period }).createAlarm(fn, 'ColdStartsAlarm', {
       alarmDescription: `More than ${this.coldStartAlarmThreshold} cold starts of ${fn.node.path} per 5 minutes, `
         + '15 minutes in a row: traffic outgrows the warm and provisioned environments',

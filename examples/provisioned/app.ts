@@ -1,13 +1,14 @@
 import * as path from 'path';
-import { App, Stack, StackProps, TimeZone, Validations } from 'aws-cdk-lib';
+import { App, Duration, Stack, StackProps, TimeZone, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { WarmCalendar, WarmWebFunction, WebApp, WebCode } from '../../lib';
+import { TrafficShifting, WarmCalendar, WarmWebFunction, WebApp, WebCode, WebCommand } from '../../lib';
 import { codeDirectory } from '../code-directory';
 
 /**
  * The Django site of examples/django with provisioned concurrency that follows a business-hours
- * calendar, target tracking on the Maximum statistic, and its alarms.
+ * calendar, target tracking on the Maximum statistic, and its alarms. Each deploy migrates the database
+ * with the new version before any traffic reaches it, then sends it 10 % of the traffic for 5 minutes.
  */
 export class ProvisionedExampleStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -23,6 +24,10 @@ export class ProvisionedExampleStack extends Stack {
       environment: { DJANGO_SETTINGS_MODULE: 'mysite.settings' },
       prime: ['/', '/health'],
       provisionedConcurrency: { minCapacity: 2, maxCapacity: 30, schedules: calendar.capacitySchedules() },
+      deployment: {
+        migrations: [WebCommand.django('migrate', '--noinput')],
+        trafficShifting: TrafficShifting.canary(10, Duration.minutes(5)),
+      },
     });
     web.provisionedAutoScaling!.addSpilloverAlarm();
     web.provisionedAutoScaling!.addUtilizationAlarm();

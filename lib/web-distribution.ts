@@ -443,7 +443,9 @@ function validateDomain(scope: Construct, domain: WebDistributionDomain) {
   if (!Token.isUnresolved(name) && !HOST_NAME.test(name)) {
     throw new Error(`${where} must be a lower-case host name such as 'www.example.com' (no wildcard, no scheme, no trailing dot), got '${name}'`);
   }
-  const region = domain.certificate.env.region;
+  // An imported certificate's env is its scope's; its ARN names where it really is.
+  const arn = domain.certificate.certificateArn;
+  const region = Token.isUnresolved(arn) ? domain.certificate.env.region : arn.split(':')[3];
   if (!Token.isUnresolved(region) && region !== 'us-east-1') {
     throw new Error(`WebDistribution ${scope.node.path} domain.certificate is in ${region}; CloudFront only uses ACM certificates `
       + 'in us-east-1');

@@ -236,6 +236,10 @@ export class WebDistribution extends Construct {
     const staticPath = props.staticFiles?.path;
     if (staticPath !== undefined) validateStaticPath(this, staticPath);
     if (props.domain) validateDomain(this, props.domain);
+    if (props.minimumProtocolVersion && !props.domain) {
+      throw new Error(`WebDistribution ${this.node.path} minimumProtocolVersion is ${props.minimumProtocolVersion} but there is no domain: `
+        + 'CloudFront\'s default *.cloudfront.net certificate fixes its own; give domain to choose it');
+    }
     if (props.webAclArn !== undefined) validateWebAcl(this, props.webAclArn);
 
     this.originSecret = new secretsmanager.Secret(this, 'OriginSecret', {

@@ -359,6 +359,11 @@ describe('WebDistribution errors', () => {
       .toThrow(`WebDistribution TestStack/Cdn domain.domainName must be a lower-case host name such as 'www.example.com' (no wildcard, no scheme, no trailing dot), got '${value}'`);
   });
 
+  test('minimumProtocolVersion without a domain', () => {
+    expect(() => build({ minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 }))
+      .toThrow("WebDistribution TestStack/Cdn minimumProtocolVersion is TLSv1.2_2021 but there is no domain: CloudFront's default *.cloudfront.net certificate fixes its own; give domain to choose it");
+  });
+
   test('a certificate outside us-east-1', () => {
     const elsewhere = 'arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555';
     expect(() => build({ domain: { domainName: 'www.example.com', certificate: acm.Certificate.fromCertificateArn(new Stack(), 'C', elsewhere) } }))

@@ -1,11 +1,13 @@
 """The origin secret: with WARM_WEB_ORIGIN_SECRET set, only HTTP events carrying the header CloudFront
 adds reach the app, and the header itself never does. Through the real shim and a real Flask app."""
 import json
+import os
 
 import pytest
 
-from eventshapes import SHAPES, Spec, read
-from lambdatest import FakeContext, environ_seen
+from eventshapes import SHAPES, Spec, function_url, read
+from lambdatest import ROOT, FakeContext, environ_seen
+from shimprocess import run
 from warm_web import origin
 from warm_web.loader import load
 
@@ -110,3 +112,27 @@ def test_without_the_secret_every_request_reaches_the_app(monkeypatch):
     monkeypatch.delenv("WARM_WEB_ORIGIN_SECRET")
     environ = environ_seen(monkeypatch, SHAPES["url"](with_origin(FORM, "anything")))
     assert environ["HTTP_X_WARM_WEB_ORIGIN"] == "anything"
+
+
+def test_the_django_example_behind_the_distribution():
+    """examples/django with the environment WebDistribution gives it (no custom domain), in its own
+    interpreter: CloudFront's requests are served for the viewer's host, nothing else is."""
+    viewer = "d111abcdef8.cloudfront.net"
+
+    def get(headers):
+        return function_url(Spec("GET", "/health", headers=headers))
+
+    env = {"WARM_WEB_ORIGIN_SECRET": SECRET, "WARM_WEB_ALLOWED_HOSTS": ".cloudfront.net",
+           "WARM_WEB_CSRF_TRUSTED_ORIGINS": "https://*.cloudfront.net",
+           "DJANGO_SETTINGS_MODULE": "mysite.settings"}
+    result = run("mysite.wsgi:application", "wsgi", [
+        get({"x-warm-web-origin": SECRET, "x-forwarded-host": viewer}),
+        get({"x-forwarded-host": viewer}),
+        get({"x-warm-web-origin": SECRET, "x-forwarded-host": "www.evil.example"}),
+        get({"x-warm-web-origin": SECRET}),
+    ], env=env, task_root=os.path.join(ROOT, "examples", "django", "app"))
+    assert result.returncode == 0, result.stderr
+    statuses = [answer["result"]["statusCode"] for _, answer in result.results]
+    # Through CloudFront; straight to the URL; a host that is not ours; the Function URL's own host.
+    assert statuses == [200, 403, 400, 400]
+    assert json.loads(result.results[0][1]["result"]["body"]) == {"ok": True}

@@ -198,8 +198,9 @@ const fronted = new WeakMap<WarmWebFunction, string>();
  * take the value by a CloudFormation dynamic reference, so it is never in the template; it is visible,
  * resolved, to whoever may read the function's configuration (`lambda:GetFunctionConfiguration`, the
  * console) or the distribution's (`cloudfront:GetDistributionConfig`). Requests sent straight to the
- * Function URL are still invocations (billed, counted against concurrency), each answered in
- * microseconds.
+ * Function URL are still invocations (billed, counted against concurrency), answered by the shim without
+ * running the app. Never rotate the secret by hand: CloudFormation resolves it into each resource only when
+ * it updates that resource, so the two could disagree and every request would get 403.
  *
  * **Hosts.** The function's environment cannot name the distribution's `*.cloudfront.net` domain (the
  * distribution depends on the function's URL: a cycle). It does not need to: only this distribution has
@@ -246,9 +247,10 @@ export class WebDistribution extends Construct {
       description: `Sent by CloudFront to ${web.node.path} in ${ORIGIN_HEADER}: requests without it are refused`,
       generateSecretString: { passwordLength: 48, excludePunctuation: true },
     });
-    ack(this.originSecret, 'AwsSolutions-SMG4', 'The value is resolved into the distribution and the function only when '
-      + 'CloudFormation updates them; a rotation would reach one without the other and lock the site out. Replace it by '
-      + 'replacing this construct\'s secret and deploying both.');
+    ack(this.originSecret, 'AwsSolutions-SMG4', 'A rotation would change the value in Secrets Manager only: CloudFormation '
+      + 'resolves it into the distribution and the function when it updates each of them, so after a rotation they could '
+      + 'disagree and every request would be refused. The value never leaves AWS configuration and is not a credential '
+      + 'to any other system.');
     const secret = this.originSecret.secretValue.unsafeUnwrap();
 
     const viewerRequest = new cloudfront.Function(this, 'ForwardedHost', {

@@ -11,3 +11,4 @@ export * from './slim-code-asset';
 export * from './read-replica-router';
 export * from './web-cache';
 export * from './warm-web-stack';
+export * from './web-distribution';

@@ -1,10 +1,11 @@
+import * as path from 'path';
 import { App, Annotations, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { WarmWebFunction, WebApp, WebCode } from '../../lib';
+import { WarmWebFunction, WebApp, WebCode, WebDistribution, WebStaticFiles } from '../../lib';
 import { codeDirectory } from '../code-directory';
 
-/** A Django site on a Function URL; Django boots during INIT. */
+/** A Django site on a Function URL behind CloudFront, static files from S3; Django boots during INIT. */
 export class DjangoExampleStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
@@ -12,10 +13,15 @@ export class DjangoExampleStack extends Stack {
     if (!packaged) {
       Annotations.of(this).addWarningV2('example:notPackaged', 'Django is not packaged: run examples/package.sh django before deploying');
     }
-    new WarmWebFunction(this, 'Web', {
+    const web = new WarmWebFunction(this, 'Web', {
       app: WebApp.wsgi('mysite.wsgi:application'),
       code: WebCode.fromDirectory(directory),
       environment: { DJANGO_SETTINGS_MODULE: 'mysite.settings' },
+    });
+    // collectstatic's output (STATIC_ROOT) served by CloudFront from S3; every other path goes to Django.
+    new WebDistribution(this, 'Cdn', {
+      function: web,
+      staticFiles: WebStaticFiles.fromDirectory(path.join(__dirname, 'static'), { path: '/static/' }),
     });
   }
 }

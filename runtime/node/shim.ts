@@ -4,6 +4,7 @@ import { callHandler } from './handler';
 import { serveRequest } from './listener';
 import { type LoadedApp, loadApp, type LoadOptions } from './loader';
 import { emitColdStart, emitSlowInit } from './metrics';
+import { refuseForeignOrigin } from './origin';
 import { DEFAULT_INIT_WARN_MS, prime } from './prime';
 import { monotonicMs, round1 } from './time';
 import { answerWarmPing, isWarmPing } from './warm';
@@ -142,7 +143,7 @@ export function createShim(options: ShimOptions): Shim {
     if (isWarmPing(event)) {
       return answerWarmPing(event.warmWeb, context, { environmentId, coldStart, initDurationMs });
     }
-    return invoke(event, context);
+    return refuseForeignOrigin(event) ?? invoke(event, context);
   };
 
   return {

@@ -5,7 +5,7 @@ import sys
 import threading
 import time
 
-from . import metrics
+from . import metrics, origin
 
 KINDS = ("wsgi", "asgi", "handler")
 DEFAULT_INIT_WARN_MS = 8000
@@ -135,7 +135,7 @@ class Shim:
             # Imported on the first ping, not at INIT: an unwarmed cold start never needs it.
             from . import warm
             return warm.answer(event["warmWeb"], context, self.environment_id, cold, self.init_ms)
-        return self.serve(event, context)
+        return origin.refuse(event) or self.serve(event, context)
 
     def _claim_first_invoke(self):
         # Concurrent first invokes (threads in tests) must agree on exactly one cold start.

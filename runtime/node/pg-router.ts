@@ -11,7 +11,7 @@
  *   Outside a session nothing is remembered: each read goes to the reader.
  * - `transaction(fn)` runs fn in BEGIN/COMMIT on one writer connection; `router.query()` inside it uses that
  *   connection; the enclosing session counts as having written.
- * - Read-your-writes across requests, with a signing secret (`readYourWrites.secret`, or WARM_WEB_RYW_SECRET):
+ * - Read-your-writes across requests, with a signing secret (`readYourWrites.secret`, or READ_YOUR_WRITES_SECRET):
  *   `router.middleware()` (Express/Connect) or `router.handle(req, res, next)` (plain `http`) gives the
  *   response to a request that wrote a cookie (`warm_web_ryw`: HMAC-SHA256-signed, HttpOnly, SameSite=Lax,
  *   Secure on HTTPS, Max-Age 30 s) holding the writer's WAL insert position after its last write (one
@@ -104,12 +104,12 @@ export interface PgRouterOptions {
   readonly log?: (message: string) => void;
   /** Loads a module by name (pg, the AWS SDK packages). @default resolution from LAMBDA_TASK_ROOT, then from this file */
   readonly loadModule?: (name: string) => unknown;
-  /** Read-your-writes across requests (a signed cookie; see the module comment). @default on when WARM_WEB_RYW_SECRET is set */
+  /** Read-your-writes across requests (a signed cookie; see the module comment). @default on when READ_YOUR_WRITES_SECRET is set */
   readonly readYourWrites?: ReadYourWritesOptions;
 }
 
 export interface ReadYourWritesOptions {
-  /** The key the cookie is signed with (at least 16 characters). @default process.env.WARM_WEB_RYW_SECRET; without one, read-your-writes holds within a request only */
+  /** The key the cookie is signed with (at least 16 characters). @default process.env.READ_YOUR_WRITES_SECRET; without one, read-your-writes holds within a request only */
   readonly secret?: string;
   /** The cookie's name. @default 'warm_web_ryw' */
   readonly cookieName?: string;
@@ -399,12 +399,12 @@ function defaultLoadModule(name: string): unknown {
 // --------------------------------------------------------------------------------------------------
 
 function rywFrom(options: ReadYourWritesOptions | undefined, env: Env): Ryw | undefined {
-  const secret = options?.secret ?? envValue(env, 'WARM_WEB_RYW_SECRET');
+  const secret = options?.secret ?? envValue(env, 'READ_YOUR_WRITES_SECRET');
   if (secret === undefined) {
     return undefined;
   }
   if (secret.length < 16) {
-    throw new PgRouterConfigError(`the read-your-writes secret (readYourWrites.secret or WARM_WEB_RYW_SECRET) must be at least 16 characters, got ${secret.length}`);
+    throw new PgRouterConfigError(`the read-your-writes secret (readYourWrites.secret or READ_YOUR_WRITES_SECRET) must be at least 16 characters, got ${secret.length}`);
   }
   const cookieName = options?.cookieName ?? 'warm_web_ryw';
   if (!/^[A-Za-z0-9_-]+$/.test(cookieName)) {

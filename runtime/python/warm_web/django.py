@@ -560,7 +560,8 @@ def unit_of_work():
 
 def pin_to_writer():
     """Send the rest of the current unit of work's reads to the writer (e.g. after a write the router
-    cannot see)."""
+    cannot see); in a request with ``ReadYourWritesMiddleware``, the client's next requests too, until the
+    replica has caught up."""
     _wrote.set(True)
 
 
@@ -758,8 +759,8 @@ class _Positions:
 
 
 _positions = _Positions()
-# Not supported (Aurora: "Function pg_current_wal_insert_lsn() is currently not supported for Aurora"),
-# no such function.
+# feature_not_supported (Aurora answers its WAL functions with "... is currently not supported for Aurora"),
+# undefined_function.
 _NO_POSITION = {"0A000", "42883"}
 _LAG_SAMPLE_SECONDS = 5.0
 

@@ -123,7 +123,7 @@ describe('env contract', () => {
   });
 
   test.each([
-    ['a short secret', { secret: 'short' }, 'the read-your-writes secret (readYourWrites.secret or WARM_WEB_RYW_SECRET) must be at least 16 characters, got 5'],
+    ['a short secret', { secret: 'short' }, 'the read-your-writes secret (readYourWrites.secret or READ_YOUR_WRITES_SECRET) must be at least 16 characters, got 5'],
     ['a bad cookie name', { secret: 'a-secret-of-some-length', cookieName: 'a b' }, 'readYourWrites.cookieName must be a cookie name, got "a b"'],
     ['a zero Max-Age', { secret: 'a-secret-of-some-length', maxAgeSeconds: 0 }, 'readYourWrites.maxAgeSeconds must be a whole number of seconds from 1 to 3600, got 0'],
     ['a fractional Max-Age', { secret: 'a-secret-of-some-length', maxAgeSeconds: 1.5 }, 'got 1.5'],
@@ -133,9 +133,9 @@ describe('env contract', () => {
     expect(() => createPgRouter({ writer: pool, readYourWrites })).toThrow(message);
   });
 
-  test('WARM_WEB_RYW_SECRET is read from the env given', () => {
+  test('READ_YOUR_WRITES_SECRET is read from the env given', () => {
     const pool = { query: async () => ({ rows: [], rowCount: 0, command: 'SELECT' }), connect: async () => { throw new Error('unused'); }, end: async () => undefined, on: () => undefined };
-    expect(() => createPgRouter({ writer: pool, env: { WARM_WEB_RYW_SECRET: 'x' } })).toThrow('must be at least 16 characters, got 1');
+    expect(() => createPgRouter({ writer: pool, env: { READ_YOUR_WRITES_SECRET: 'x' } })).toThrow('must be at least 16 characters, got 1');
   });
 
   test('a loader failure surfaces when the router is created', () => {

@@ -938,6 +938,8 @@ class ReadYourWritesMiddleware:
                 f"saved on the way out, and a login's session write must be seen), got MIDDLEWARE={middleware!r}")
         for name in _SETTING_DEFAULTS:
             _setting(name)  # a bad value fails at startup, not at the first request
+        # Without a replica every read is on the writer already: no cookie, no position query.
+        self._across_requests = REPLICA in settings.DATABASES
         self.get_response = get_response
         self._async = iscoroutinefunction(get_response)
         if self._async:
@@ -947,10 +949,11 @@ class ReadYourWritesMiddleware:
         if self._async:
             return self._acall(request)
         token = _wrote.set(False)
-        follow_token = _follow.set(_follow_from(request))
+        follow_token = _follow.set(_follow_from(request) if self._across_requests else None)
         try:
             response = self.get_response(request)
-            _finish(request, response)
+            if self._across_requests:
+                _finish(request, response)
             return response
         finally:
             _reset(token, follow_token)
@@ -959,11 +962,12 @@ class ReadYourWritesMiddleware:
         from asgiref.sync import sync_to_async
 
         token = _wrote.set(False)
-        follow_token = _follow.set(_follow_from(request))
+        follow_token = _follow.set(_follow_from(request) if self._across_requests else None)
         try:
             response = await self.get_response(request)
-            # The writer's position is a database query: off the event loop, as Django runs the ORM.
-            await sync_to_async(_finish)(request, response)
+            if self._across_requests:
+                # The writer's position is a database query: off the event loop, as Django runs the ORM.
+                await sync_to_async(_finish)(request, response)
             return response
         finally:
             _reset(token, follow_token)

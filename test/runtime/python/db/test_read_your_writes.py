@@ -173,6 +173,10 @@ def test_the_deadline_window_follows_the_measured_replica_lag(django_worker, lag
     assert django_worker("lag_window", lag_ms=lag_ms, cap=30) == expected
 
 
+def test_without_a_replica_the_middleware_sets_no_cookie(django_worker):
+    assert django_worker("middleware_without_replica") == {"cookies": [], "statements": []}
+
+
 def test_the_middleware_must_come_before_session_middleware(django_worker):
     answer = django_worker("middleware_before_session_is_required")
     assert answer["error"] == "ImproperlyConfigured"

@@ -183,6 +183,22 @@ def middleware_before_session_is_required():
     return {"error": None}
 
 
+def middleware_without_replica():
+    """Without a replica alias there is nothing to catch up with: no cookie, no position query."""
+    from django.http import HttpRequest, HttpResponse
+
+    def get_response(request):
+        ww.pin_to_writer()
+        return HttpResponse("wrote")
+
+    with override_settings(DATABASES={ww.DEFAULT: settings.DATABASES[ww.DEFAULT]}):
+        middleware = ww.ReadYourWritesMiddleware(get_response)
+    mark = len(STATEMENTS.seen)
+    with ww.unit_of_work():
+        response = middleware(HttpRequest())
+    return {"cookies": sorted(response.cookies), "statements": STATEMENTS.seen[mark:]}
+
+
 def bad_settings(name, value):
     with override_settings(**{name: value}):
         try:
@@ -467,7 +483,7 @@ def cache_roundtrip(key, value):
 COMMANDS = {f.__name__: f for f in (setup, request, orm_read, wait_replica, routing_decisions, write_through_replica,
                                     write_outside_request, middleware_paths, logs, status, close_connections, credentials, cache_with_secret,
                                     cache_roundtrip, browse, create_user, middleware_before_session_is_required,
-                                    bad_settings, cookie_value, lag_window, writer_without_wal_position,
+                                    middleware_without_replica, bad_settings, cookie_value, lag_window, writer_without_wal_position,
                                     set_wal_positions)}
 
 

@@ -18,7 +18,7 @@
  *   `SELECT pg_current_wal_insert_lsn()` after each write). The client's next requests read the writer until
  *   the reader has replayed that position: their first read asks the reader once
  *   (`pg_last_wal_replay_lsn() >= position`); once it has, reads go to the reader and the cookie is dropped.
- *   Where the writer has no WAL position (Aurora answers "not supported"), the cookie holds a deadline: twice
+ *   Where the writer or the reader has no WAL position (Aurora answers "not supported"), the cookie holds a deadline: twice
  *   the highest reader lag `aurora_replica_status()` reports plus 1 s (sampled every 5 s), else the Max-Age.
  *   The Django router (warm_web.django) follows the same rule with its own cookie.
  * - Reader down: reads go to the writer, with one log line per outage, and the reader is tried again after
@@ -718,7 +718,11 @@ export class PgRouter {
       if (follow.lsn !== undefined) {
         try {
           ok = (await reader.query('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [follow.lsn])).rows[0].ok === true;
-        } catch {
+        } catch (error) {
+          // A reader without WAL positions (Aurora): later writes get a deadline instead.
+          if (NO_POSITION.has(errorCode(error) ?? '')) {
+            this.walPositions = false;
+          }
           ok = false;
         }
       } else {

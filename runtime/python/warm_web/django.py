@@ -94,10 +94,12 @@ flushed yet, so the flush position could still be before it). The client's next 
 until the replica has replayed that position: the first read of such a request asks the replica
 (``pg_last_wal_replay_lsn() >= position``, one query, only for requests with the cookie); once it has, the
 request reads the replica and the response drops the cookie. So the window is the replica's real lag, not a
-constant. If the check fails, the request reads the writer.
+constant. If the check fails, the request reads the writer. The check and the reads share the replica
+connection, so they agree when ``DB_READER_HOST`` is one server (an RDS read replica); behind a reader
+endpoint that spreads connections over several Aurora readers, the deadline below takes the highest lag.
 
-Where the writer has no comparable position (Aurora PostgreSQL, whose WAL functions answer "not supported
-for Aurora"; MySQL), the cookie holds a deadline instead: twice the highest reader lag
+Where the writer or the replica has no comparable position (Aurora PostgreSQL, whose WAL functions answer
+"not supported for Aurora"; MySQL), the cookie holds a deadline instead: twice the highest reader lag
 ``aurora_replica_status()`` reports (``replica_lag_in_msec``, sampled at most every 5 s) plus 1 s; where
 that cannot be read (MySQL), ``WARM_WEB_RYW_MAX_AGE``. Either way the window ends at the cookie's Max-Age:
 a replica further behind than that serves stale reads, so alarm on replica lag well below it.
@@ -744,7 +746,13 @@ def _replayed(conn, lsn):
             cursor.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn])
             row = cursor.fetchone()
     except Exception as error:  # noqa: BLE001 - any doubt means: read the writer
-        logger.debug("warm-web: replica replay position unknown (%s); reading the writer", _describe(error))
+        if _sqlstate(error) in _NO_POSITION and _positions.wal:
+            # A reader without WAL positions (Aurora): later writes get a deadline instead.
+            _positions.wal = False
+            logger.info("warm-web: the replica has no WAL replay position (%s); read-your-writes uses the "
+                        "replica lag instead", _describe(error))
+        else:
+            logger.debug("warm-web: replica replay position unknown (%s); reading the writer", _describe(error))
         return False
     return bool(row and row[0])
 

@@ -616,5 +616,27 @@ live('against a real primary and replica', () => {
       expect(log.some(([, sql]) => sql.includes('pg_last_wal_replay_lsn'))).toBe(false);
       await r.end();
     });
+
+    test('a reader without WAL positions: the check reads the writer, and later writes get a deadline', async () => {
+      const setup = router();
+      await setup.write('CREATE SCHEMA IF NOT EXISTS aurora_sim_node');
+      await setup.write(`CREATE OR REPLACE FUNCTION aurora_sim_node.pg_last_wal_replay_lsn() RETURNS pg_lsn LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'Function pg_last_wal_replay_lsn() is currently not supported for Aurora'; END $$`);
+      await waitForReplica(setup);
+      const r = createPgRouter({
+        writer: recording('writer', []),
+        reader: recording('reader', [], { options: '-c search_path=aurora_sim_node,pg_catalog,public' }),
+        readYourWrites: { secret: SECRET },
+      });
+      const base = await site(plainHttpApp(r));
+      const jar = new Map<string, string>();
+      const [first, second] = [name(), name()];
+      await visit(base, jar, 'POST', `/items?name=${first}`);
+      expect(jar.get('warm_web_ryw')).toMatch(/^L/);
+      expect((await visit(base, jar, 'GET', `/items?name=${first}`)).body).toEqual({ n: 1, port: primaryPort });
+      await visit(base, jar, 'POST', `/items?name=${second}`);
+      expect(jar.get('warm_web_ryw')).toMatch(/^T\d+\./);
+      await r.end();
+    });
   });
 });

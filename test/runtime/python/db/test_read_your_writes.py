@@ -166,6 +166,11 @@ def test_where_the_writer_has_no_wal_position_the_cookie_is_a_deadline(django_wo
         django_worker("set_wal_positions", available=True)
 
 
+def test_a_replica_without_wal_positions_reads_the_writer_and_turns_cookies_into_deadlines(django_worker):
+    assert django_worker("replica_without_wal_position") == {
+        "caught_up": False, "wal": False, "told": ["INFO"], "mark": "T"}
+
+
 @pytest.mark.parametrize("lag_ms, expected", [(None, 30), (500, 2.0), (0, 1.0), (60_000, 30)])
 def test_the_deadline_window_follows_the_measured_replica_lag(django_worker, lag_ms, expected):
     """Twice the highest reader lag aurora_replica_status() reports, plus 1 s, capped at Max-Age; the cap

@@ -256,6 +256,31 @@ def writer_without_wal_position():
             cursor.execute("RESET search_path")
 
 
+def replica_without_wal_position():
+    """The replica answers as an Aurora reader does: the check says "not caught up" (read the writer), and
+    later writes get a deadline."""
+    with connections[ww.DEFAULT].cursor() as cursor:
+        cursor.execute("CREATE SCHEMA IF NOT EXISTS aurora_sim")
+        cursor.execute(
+            "CREATE OR REPLACE FUNCTION aurora_sim.pg_last_wal_replay_lsn() RETURNS pg_lsn LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', "
+            "MESSAGE = 'Function pg_last_wal_replay_lsn() is currently not supported for Aurora'; END $$")
+    wait_replica()
+    replica = connections[ww.REPLICA]
+    replica.ensure_connection()
+    with replica.cursor() as cursor:
+        cursor.execute("SET search_path = aurora_sim, pg_catalog, public")
+    try:
+        RECORDS.records.clear()
+        caught_up = ww._replayed(replica, "0/1")
+        told = [r["level"] for r in RECORDS.records if "the replica has no WAL replay position" in r["message"]]
+        return {"caught_up": caught_up, "wal": ww._positions.wal, "told": told, "mark": ww._writer_mark()[0]}
+    finally:
+        ww._positions.wal = True
+        with replica.cursor() as cursor:
+            cursor.execute("RESET search_path")
+
+
 def set_wal_positions(available):
     ww._positions.wal = available
     return True
@@ -483,8 +508,8 @@ def cache_roundtrip(key, value):
 COMMANDS = {f.__name__: f for f in (setup, request, orm_read, wait_replica, routing_decisions, write_through_replica,
                                     write_outside_request, middleware_paths, logs, status, close_connections, credentials, cache_with_secret,
                                     cache_roundtrip, browse, create_user, middleware_before_session_is_required,
-                                    middleware_without_replica, bad_settings, cookie_value, lag_window, writer_without_wal_position,
-                                    set_wal_positions)}
+                                    middleware_without_replica, bad_settings, cookie_value, lag_window,
+                                    writer_without_wal_position, replica_without_wal_position, set_wal_positions)}
 
 
 def main():

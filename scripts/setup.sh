@@ -36,6 +36,7 @@ want_services() {
   [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  [ -d /usr/lib/python3/dist-packages/whitenoise ] || missing+=(python3-whitenoise)  # django-full tests (no wheel in the mirror)
   if [ ${#missing[@]} -gt 0 ]; then
     step "apt: ${missing[*]}"
     apt-get update -qq

@@ -11,6 +11,16 @@
  *   Outside a session nothing is remembered: each read goes to the reader.
  * - `transaction(fn)` runs fn in BEGIN/COMMIT on one writer connection; `router.query()` inside it uses that
  *   connection; the enclosing session counts as having written.
+ * - Read-your-writes across requests, with a signing secret (`readYourWrites.secret`, or READ_YOUR_WRITES_SECRET):
+ *   `router.middleware()` (Express/Connect) or `router.handle(req, res, next)` (plain `http`) gives the
+ *   response to a request that wrote a cookie (`warm_web_ryw`: HMAC-SHA256-signed, HttpOnly, SameSite=Lax,
+ *   Secure on HTTPS, Max-Age 30 s) holding the writer's WAL insert position after its last write (one
+ *   `SELECT pg_current_wal_insert_lsn()` after each write). The client's next requests read the writer until
+ *   the reader has replayed that position: their first read asks the reader once
+ *   (`pg_last_wal_replay_lsn() >= position`); once it has, reads go to the reader and the cookie is dropped.
+ *   Where the writer or the reader has no WAL position (Aurora answers "not supported"), the cookie holds a deadline: twice
+ *   the highest reader lag `aurora_replica_status()` reports plus 1 s (sampled every 5 s), else the Max-Age.
+ *   The Django router (warm_web.django) follows the same rule with its own cookie.
  * - Reader down: reads go to the writer, with one log line per outage, and the reader is tried again after
  *   a back-off (default 30 s).
  *
@@ -25,6 +35,8 @@
  * client connection), and avoid SET, advisory locks, LISTEN and temporary tables for the same reason.
  */
 import { AsyncLocalStorage } from 'async_hooks';
+import { createHmac, timingSafeEqual } from 'crypto';
+import type { IncomingMessage, ServerResponse } from 'http';
 import { createRequire } from 'module';
 import * as path from 'path';
 
@@ -92,6 +104,17 @@ export interface PgRouterOptions {
   readonly log?: (message: string) => void;
   /** Loads a module by name (pg, the AWS SDK packages). @default resolution from LAMBDA_TASK_ROOT, then from this file */
   readonly loadModule?: (name: string) => unknown;
+  /** Read-your-writes across requests (a signed cookie; see the module comment). @default on when READ_YOUR_WRITES_SECRET is set */
+  readonly readYourWrites?: ReadYourWritesOptions;
+}
+
+export interface ReadYourWritesOptions {
+  /** The key the cookie is signed with (at least 16 characters). @default process.env.READ_YOUR_WRITES_SECRET; without one, read-your-writes holds within a request only */
+  readonly secret?: string;
+  /** The cookie's name. @default 'warm_web_ryw' */
+  readonly cookieName?: string;
+  /** The cookie's Max-Age, the longest a client reads the writer after a write, in seconds. @default 30 */
+  readonly maxAgeSeconds?: number;
 }
 
 export class PgRouterConfigError extends Error {
@@ -104,6 +127,26 @@ export class PgRouterConfigError extends Error {
 interface UnitOfWork {
   written: boolean;
   readonly client?: PoolClientLike;
+  /** What the request's cookie says, when it carries a valid one (or `invalid`: drop it). */
+  readonly follow?: Follow;
+  /** The cookie value to set: the position (or deadline) after this request's last write. */
+  mark?: string;
+  /** Whether the response can carry the cookie (a request handled by `handle()` with a secret). */
+  readonly tracked?: boolean;
+}
+
+interface Follow {
+  readonly lsn?: string;
+  readonly untilMs?: number;
+  readonly invalid?: boolean;
+  caughtUp?: Promise<boolean>;
+  settled?: boolean;
+}
+
+interface Ryw {
+  readonly secret: string;
+  readonly cookieName: string;
+  readonly maxAgeSeconds: number;
 }
 
 interface Pools {
@@ -112,6 +155,10 @@ interface Pools {
 }
 
 const DEFAULT_BACKOFF_MS = 30_000;
+const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/;
+// Not supported (Aurora), no such function: the writer has no WAL position to compare.
+const NO_POSITION = new Set(['0A000', '42883']);
+const LAG_SAMPLE_MS = 5000;
 
 // --------------------------------------------------------------------------------------------------
 // Statement classification
@@ -348,6 +395,75 @@ function defaultLoadModule(name: string): unknown {
 }
 
 // --------------------------------------------------------------------------------------------------
+// Read-your-writes cookie
+// --------------------------------------------------------------------------------------------------
+
+function rywFrom(options: ReadYourWritesOptions | undefined, env: Env): Ryw | undefined {
+  const secret = options?.secret ?? envValue(env, 'READ_YOUR_WRITES_SECRET');
+  if (secret === undefined) {
+    return undefined;
+  }
+  if (secret.length < 16) {
+    throw new PgRouterConfigError(`the read-your-writes secret (readYourWrites.secret or READ_YOUR_WRITES_SECRET) must be at least 16 characters, got ${secret.length}`);
+  }
+  const cookieName = options?.cookieName ?? 'warm_web_ryw';
+  if (!/^[A-Za-z0-9_-]+$/.test(cookieName)) {
+    throw new PgRouterConfigError(`readYourWrites.cookieName must be a cookie name, got ${JSON.stringify(cookieName)}`);
+  }
+  const maxAgeSeconds = options?.maxAgeSeconds ?? 30;
+  if (!(Number.isInteger(maxAgeSeconds) && maxAgeSeconds >= 1 && maxAgeSeconds <= 3600)) {
+    throw new PgRouterConfigError(`readYourWrites.maxAgeSeconds must be a whole number of seconds from 1 to 3600, got ${maxAgeSeconds}`);
+  }
+  return { secret, cookieName, maxAgeSeconds };
+}
+
+function signature(secret: string, text: string): string {
+  return createHmac('sha256', secret).update(text).digest('base64url');
+}
+
+/** `<payload>.<issued, epoch seconds>.<HMAC>`; payload `L<lsn>` (a WAL position) or `T<epoch ms>` (a deadline). */
+function signCookie(ryw: Ryw, payload: string, nowMs: number): string {
+  const text = `${payload}.${Math.floor(nowMs / 1000)}`;
+  return `${text}.${signature(ryw.secret, text)}`;
+}
+
+function readCookie(ryw: Ryw, header: string | undefined, nowMs: number): Follow | undefined {
+  const prefix = `${ryw.cookieName}=`;
+  const raw = header?.split(';').map((part) => part.trim()).find((part) => part.startsWith(prefix))?.slice(prefix.length);
+  if (raw === undefined || raw === '') {
+    return undefined;
+  }
+  const cut = raw.lastIndexOf('.');
+  const text = raw.slice(0, cut);
+  const given = Buffer.from(raw.slice(cut + 1));
+  const expected = Buffer.from(signature(ryw.secret, text));
+  const [payload, issued] = [text.slice(0, text.lastIndexOf('.')), Number(text.slice(text.lastIndexOf('.') + 1))];
+  if (cut < 0 || given.length !== expected.length || !timingSafeEqual(given, expected)
+    || !(nowMs / 1000 - issued <= ryw.maxAgeSeconds)) {
+    return { invalid: true };
+  }
+  if (payload.startsWith('L') && LSN.test(payload.slice(1))) {
+    return { lsn: payload.slice(1) };
+  }
+  if (payload.startsWith('T') && /^\d+$/.test(payload.slice(1))) {
+    return { untilMs: Number(payload.slice(1)) };
+  }
+  return { invalid: true };
+}
+
+function isSecure(req: IncomingMessage): boolean {
+  const forwarded = req.headers['x-forwarded-proto'];
+  return (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true
+    || (typeof forwarded === 'string' && forwarded.split(',')[0].trim() === 'https');
+}
+
+function appendSetCookie(res: ServerResponse, cookie: string): void {
+  const existing = res.getHeader('set-cookie');
+  const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
+  res.setHeader('set-cookie', [...list, cookie]);
+}
+
+// --------------------------------------------------------------------------------------------------
 // The router
 // --------------------------------------------------------------------------------------------------
 
@@ -362,10 +478,14 @@ export class PgRouter {
   private readerDown = false;
   private retryReaderAt = 0;
   private outages = 0;
+  private readonly ryw: Ryw | undefined;
+  private walPositions = true;
+  private lagWindow: { readonly ms: number; readonly at: number } | undefined;
 
   constructor(options: PgRouterOptions = {}) {
     this.backoffMs = options.backoffMs ?? DEFAULT_BACKOFF_MS;
     this.log = options.log ?? ((message) => console.warn(message));
+    this.ryw = rywFrom(options.readYourWrites, options.env ?? process.env);
     this.ownsPools = options.writer === undefined;
     if (options.writer !== undefined) {
       this.pools = { writer: options.writer, reader: options.reader };
@@ -407,11 +527,14 @@ export class PgRouter {
     const readOnly = isReadOnlyStatement(typeof text === 'string' ? text : text.text);
     if (!readOnly || pools.reader === undefined || unit?.written) {
       if (!readOnly && unit !== undefined) {
-        unit.written = true;
+        return this.written(unit, pools, pools.writer.query(text, values)) as Promise<QueryResult<R>>;
       }
       return pools.writer.query(text, values) as Promise<QueryResult<R>>;
     }
     if (this.readerDown && Date.now() < this.retryReaderAt) {
+      return pools.writer.query(text, values) as Promise<QueryResult<R>>;
+    }
+    if (unit?.follow !== undefined && !await this.readerHas(unit.follow, pools.reader)) {
       return pools.writer.query(text, values) as Promise<QueryResult<R>>;
     }
     let result: QueryResult;
@@ -421,7 +544,7 @@ export class PgRouter {
       if (errorCode(error) === '25006') {
         // read_only_sql_transaction: it wrote after all (a function with side effects). The writer runs it.
         if (unit !== undefined) {
-          unit.written = true;
+          return this.written(unit, pools, pools.writer.query(text, values)) as Promise<QueryResult<R>>;
         }
       } else if (isConnectionError(error)) {
         this.markReaderDown(error);
@@ -442,10 +565,10 @@ export class PgRouter {
     if (unit?.client !== undefined) {
       return unit.client.query(text, values) as Promise<QueryResult<R>>;
     }
-    if (unit !== undefined) {
-      unit.written = true;
-    }
     const pools = this.pools ?? await this.ready();
+    if (unit !== undefined) {
+      return this.written(unit, pools, pools.writer.query(text, values)) as Promise<QueryResult<R>>;
+    }
     return pools.writer.query(text, values) as Promise<QueryResult<R>>;
   }
 
@@ -474,10 +597,10 @@ export class PgRouter {
       }
       throw error;
     } finally {
-      if (outer !== undefined) {
-        outer.written = true;
-      }
       client.release(broken);
+      if (outer !== undefined) {
+        await this.written(outer, pools, Promise.resolve());
+      }
     }
   }
 
@@ -486,9 +609,28 @@ export class PgRouter {
     return this.units.run({ written: false }, fn);
   }
 
-  /** Connect/Express middleware: one session per request. */
+  /** Connect/Express middleware: one session per request, and read-your-writes across requests with a secret. */
   public middleware(): (req: unknown, res: unknown, next: (error?: unknown) => void) => void {
-    return (_req, _res, next) => this.units.run({ written: false }, next);
+    return (req, res, next) => this.handle(req as IncomingMessage, res as ServerResponse, next);
+  }
+
+  /**
+   * Runs `next` as the request's session (plain `http`: `router.handle(req, res, () => app(req, res))`). With a
+   * secret, reads the read-your-writes cookie from `req` and sets or drops it on `res` as its headers go out.
+   */
+  public handle<T>(req: IncomingMessage, res: ServerResponse, next: () => T): T {
+    const ryw = this.ryw;
+    if (ryw === undefined || typeof res?.writeHead !== 'function' || req?.headers === undefined) {
+      return this.units.run({ written: false }, next);
+    }
+    const unit: UnitOfWork = { written: false, tracked: true, follow: readCookie(ryw, req.headers.cookie, Date.now()) };
+    const writeHead = res.writeHead;
+    const router = this;
+    res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+      router.applyCookie(ryw, unit, req, res);
+      return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+    } as ServerResponse['writeHead'];
+    return this.units.run(unit, next);
   }
 
   /** Whether the current session has written (false outside a session). */
@@ -525,6 +667,87 @@ export class PgRouter {
     const pools = this.pools;
     if (pools !== undefined) {
       await Promise.all([pools.writer.end(), pools.reader?.end()]);
+    }
+  }
+
+  /** After a write of `unit` (once `query` settled): remember the writer's position for the cookie. */
+  private async written(unit: UnitOfWork, pools: Pools, query: Promise<unknown>): Promise<unknown> {
+    unit.written = true;
+    const result = await query;
+    if (unit.tracked && this.ryw !== undefined) {
+      unit.mark = await this.writerMark(this.ryw, pools.writer);
+    }
+    return result;
+  }
+
+  private async writerMark(ryw: Ryw, writer: PoolLike): Promise<string> {
+    const deadline = (ms: number) => `T${Date.now() + ms}`;
+    if (this.walPositions) {
+      try {
+        return `L${String((await writer.query('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0].lsn)}`;
+      } catch (error) {
+        if (!NO_POSITION.has(errorCode(error) ?? '')) {
+          return deadline(ryw.maxAgeSeconds * 1000);
+        }
+        this.walPositions = false;
+      }
+    }
+    const now = Date.now();
+    if (this.lagWindow === undefined || now - this.lagWindow.at >= LAG_SAMPLE_MS) {
+      let ms = ryw.maxAgeSeconds * 1000;
+      try {
+        const lag = (await writer.query("SELECT max(replica_lag_in_msec) AS lag FROM aurora_replica_status() WHERE session_id <> 'MASTER_SESSION_ID'")).rows[0].lag;
+        if (lag !== null && lag !== undefined) {
+          ms = 2 * Number(lag) + 1000;
+        }
+      } catch {
+        // no lag to read: the cap
+      }
+      this.lagWindow = { ms, at: now };
+    }
+    return deadline(Math.min(ryw.maxAgeSeconds * 1000, this.lagWindow.ms));
+  }
+
+  /** Has the reader replayed what the cookie's client wrote? Asked once per request; any doubt means no. */
+  private readerHas(follow: Follow, reader: PoolLike): Promise<boolean> {
+    if (follow.invalid) {
+      return Promise.resolve(true);
+    }
+    follow.caughtUp ??= (async () => {
+      let ok = false;
+      if (follow.lsn !== undefined) {
+        try {
+          ok = (await reader.query('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [follow.lsn])).rows[0].ok === true;
+        } catch (error) {
+          // A reader without WAL positions (Aurora): later writes get a deadline instead.
+          if (NO_POSITION.has(errorCode(error) ?? '')) {
+            this.walPositions = false;
+          }
+          ok = false;
+        }
+      } else {
+        ok = Date.now() >= follow.untilMs!;
+      }
+      follow.settled = ok;
+      return ok;
+    })();
+    return follow.caughtUp;
+  }
+
+  private applyCookie(ryw: Ryw, unit: UnitOfWork, req: IncomingMessage, res: ServerResponse): void {
+    if (res.headersSent) {
+      return;
+    }
+    const attributes = `; Path=/; HttpOnly; SameSite=Lax${isSecure(req) ? '; Secure' : ''}`;
+    let mark = unit.mark;
+    if (mark !== undefined) {
+      const earlier = unit.follow?.untilMs;
+      if (mark.startsWith('T') && earlier !== undefined) {
+        mark = `T${Math.max(Number(mark.slice(1)), earlier)}`;
+      }
+      appendSetCookie(res, `${ryw.cookieName}=${signCookie(ryw, mark, Date.now())}; Max-Age=${ryw.maxAgeSeconds}${attributes}`);
+    } else if (unit.follow !== undefined && (unit.follow.invalid || unit.follow.settled === true)) {
+      appendSetCookie(res, `${ryw.cookieName}=; Max-Age=0${attributes}`);
     }
   }
 

@@ -2,8 +2,22 @@ import type { Context } from 'aws-lambda';
 import { decodePath } from './events';
 import { monotonicMs, round1 } from './time';
 
-/** The Host priming requests carry: there is no real host at INIT. */
+/** The Host priming requests carry without WARM_WEB_ALLOWED_HOSTS: there is no real host at INIT. */
 export const PRIME_HOST = 'localhost';
+
+/**
+ * The Host priming requests carry: the first entry of WARM_WEB_ALLOWED_HOSTS (a leading '.' stripped, '*'
+ * skipped), a host the app allows, as the Python shim does; else `localhost`.
+ */
+export function primeHost(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  for (const raw of (env.WARM_WEB_ALLOWED_HOSTS ?? '').split(',')) {
+    const entry = raw.trim().replace(/^\./, '');
+    if (entry !== '' && entry !== '*') {
+      return entry;
+    }
+  }
+  return PRIME_HOST;
+}
 const USER_AGENT = 'warm-web-prime';
 /** What getRemainingTimeInMillis() counts down from for a priming request. */
 const PRIME_BUDGET_MS = 10_000;
@@ -60,13 +74,14 @@ export function primeEvent(path: string, n: number): Record<string, unknown> {
   const rawPath = decodePath(q < 0 ? path : path.slice(0, q));
   const rawQueryString = q < 0 ? '' : path.slice(q + 1);
   const now = Date.now();
+  const host = primeHost();
   return {
     version: '2.0',
     routeKey: '$default',
     rawPath,
     rawQueryString,
     headers: {
-      'host': PRIME_HOST,
+      'host': host,
       'x-forwarded-proto': 'https',
       'x-forwarded-port': '443',
       'user-agent': USER_AGENT,
@@ -75,8 +90,8 @@ export function primeEvent(path: string, n: number): Record<string, unknown> {
     requestContext: {
       accountId: 'anonymous',
       apiId: 'warm-web-prime',
-      domainName: PRIME_HOST,
-      domainPrefix: PRIME_HOST,
+      domainName: host,
+      domainPrefix: host.split('.')[0],
       http: { method: 'GET', path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: USER_AGENT },
       requestId: `warm-web-prime-${n}`,
       routeKey: '$default',

@@ -2,12 +2,15 @@
 
 Settings (``settings.py``)::
 
-    from warm_web.django import caches, databases
+    from warm_web.django import allowed_hosts, caches, csrf_trusted_origins, databases
 
     DATABASES = databases()          # 'default' = writer, 'replica' = reader when DB_READER_HOST is set
     DATABASE_ROUTERS = ["warm_web.django.ReadReplicaRouter"]
     CACHES = caches()                # Redis at CACHE_URL, else local memory
-    MIDDLEWARE = ["warm_web.django.ReadYourWritesMiddleware", ...]   # recommended, see below
+    MIDDLEWARE = [..., "warm_web.django.ReadYourWritesMiddleware",          # before SessionMiddleware
+                  "django.contrib.sessions.middleware.SessionMiddleware", ...]
+    ALLOWED_HOSTS = allowed_hosts()                # WARM_WEB_ALLOWED_HOSTS
+    CSRF_TRUSTED_ORIGINS = csrf_trusted_origins()  # WARM_WEB_CSRF_TRUSTED_ORIGINS
 
 Importing this module imports Django; nothing else in ``warm_web`` does.
 
@@ -30,6 +33,9 @@ Exactly one of:
 ``CACHE_URL``        ``rediss://host:6379/0`` (ElastiCache with TLS) or ``redis://`` locally.
 ``CACHE_SECRET_ARN`` optional: the cache user's password (a plain secret string, or JSON with ``password``),
                      read on first use; the user is the one in ``CACHE_URL`` (``rediss://app@host:6379/0``).
+``WARM_WEB_ALLOWED_HOSTS``        comma-separated Django host patterns (``www.example.com,.cloudfront.net``):
+                                  ``allowed_hosts()``; priming sends the first one as its Host.
+``WARM_WEB_CSRF_TRUSTED_ORIGINS`` comma-separated origins (``https://www.example.com``): ``csrf_trusted_origins()``.
 
 With ``DB_SECRET_ARN`` or ``DB_IAM_AUTH`` (i.e. on AWS) PostgreSQL connections use ``sslmode=require``.
 
@@ -66,13 +72,37 @@ Routing (``ReadReplicaRouter``)
   setting, seconds, default 30). Both ways of failing are covered: a connection that cannot be opened (or
   fails the per-request health check) is seen when the read is routed; a persistent connection that dies
   between two queries fails that ``SELECT``, which is then run again on the writer and read from there.
+* Sessions and auth read the writer: models of the apps in the ``WARM_WEB_WRITER_APPS`` setting (default
+  ``["auth", "sessions"]``, which includes ``AUTH_USER_MODEL``) are never read from the replica, so a logout,
+  a password change or a new login is never undone by a lagging replica. ``WARM_WEB_WRITER_APPS = []`` opts out.
 * Read-your-writes is tracked in a ``contextvars.ContextVar``, which a long-lived WSGI thread (Lambda's)
   would carry from one request to the next. It is reset at the start of every request by a
-  ``request_started`` receiver (WSGI, ASGI and the test client all send it), so the middleware is not
-  required; ``ReadYourWritesMiddleware`` additionally scopes it to the request and restores it afterwards.
+  ``request_started`` receiver (WSGI, ASGI and the test client all send it); ``ReadYourWritesMiddleware``
+  additionally scopes it to the request and carries it across requests (below).
   Outside requests (management commands, task queues) wrap each unit of work in ``unit_of_work()``.
 * ``ATOMIC_REQUESTS`` on ``default`` puts every request in a transaction, so every read then goes to the
   writer: don't combine it with a replica.
+
+Read-your-writes across requests (``ReadYourWritesMiddleware``)
+---------------------------------------------------------------
+Place it before ``SessionMiddleware`` (it raises ``ImproperlyConfigured`` otherwise: the session is saved on
+the way out, and the middleware must see that write). A response to a request that wrote sets a cookie
+(``WARM_WEB_RYW_COOKIE``, default ``warm_web_ryw``; signed with ``SECRET_KEY``, HttpOnly, SameSite=Lax,
+Secure on HTTPS, Max-Age ``WARM_WEB_RYW_MAX_AGE``, default 30 s) holding the writer's WAL insert position
+after the write (``pg_current_wal_insert_lsn()``: with ``synchronous_commit=off`` the commit may not be
+flushed yet, so the flush position could still be before it). The client's next requests read the writer
+until the replica has replayed that position: the first read of such a request asks the replica
+(``pg_last_wal_replay_lsn() >= position``, one query, only for requests with the cookie); once it has, the
+request reads the replica and the response drops the cookie. So the window is the replica's real lag, not a
+constant. If the check fails, the request reads the writer. The check and the reads share the replica
+connection, so they agree when ``DB_READER_HOST`` is one server (an RDS read replica); behind a reader
+endpoint that spreads connections over several Aurora readers, the deadline below takes the highest lag.
+
+Where the writer or the replica has no comparable position (Aurora PostgreSQL, whose WAL functions answer
+"not supported for Aurora"; MySQL), the cookie holds a deadline instead: twice the highest reader lag
+``aurora_replica_status()`` reports (``replica_lag_in_msec``, sampled at most every 5 s) plus 1 s; where
+that cannot be read (MySQL), ``WARM_WEB_RYW_MAX_AGE``. Either way the window ends at the cookie's Max-Age:
+a replica further behind than that serves stale reads, so alarm on replica lag well below it.
 """
 from __future__ import annotations
 
@@ -80,6 +110,7 @@ import contextvars
 import json
 import logging
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -87,8 +118,8 @@ from contextlib import contextmanager
 from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
-    "DEFAULT", "REPLICA", "ReadReplicaRouter", "ReadYourWritesMiddleware", "caches", "databases",
-    "pin_to_writer", "replica_status", "unit_of_work",
+    "DEFAULT", "REPLICA", "ReadReplicaRouter", "ReadYourWritesMiddleware", "allowed_hosts", "caches",
+    "csrf_trusted_origins", "databases", "pin_to_writer", "replica_status", "unit_of_work",
 ]
 
 DEFAULT = "default"
@@ -425,12 +456,48 @@ def caches(*, environ=None, **overrides):
     return {"default": _merge(default, overrides)}
 
 
+# Django host patterns: a name, a leading-dot subdomain wildcard, an IPv6 address in brackets, or "*".
+_HOST_PATTERN = re.compile(r"\*|\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\]")
+_ORIGIN = re.compile(r"https?://(?:\*\.)?(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+
+
+def _list(environ, name, pattern, what):
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
+    for entry in entries:
+        if not pattern.fullmatch(entry):
+            raise ImproperlyConfigured(f"warm_web.django: {name} entry {entry!r} is not {what} (in {raw!r})")
+    return entries
+
+
+def allowed_hosts(*, environ=None, default=()):
+    """Django ``ALLOWED_HOSTS`` from ``WARM_WEB_ALLOWED_HOSTS`` (comma-separated host patterns, as the
+    constructs set it: ``www.example.com,.cloudfront.net``), or ``default`` when it is not set."""
+    environ = os.environ if environ is None else environ
+    hosts = _list(environ, "WARM_WEB_ALLOWED_HOSTS", _HOST_PATTERN,
+                  "a Django host pattern (www.example.com, .example.com for subdomains, or *)")
+    return list(default) if hosts is None else hosts
+
+
+def csrf_trusted_origins(*, environ=None, default=()):
+    """Django ``CSRF_TRUSTED_ORIGINS`` from ``WARM_WEB_CSRF_TRUSTED_ORIGINS`` (comma-separated origins:
+    ``https://www.example.com,https://*.example.org``), or ``default`` when it is not set."""
+    environ = os.environ if environ is None else environ
+    origins = _list(environ, "WARM_WEB_CSRF_TRUSTED_ORIGINS", _ORIGIN,
+                    "an origin (scheme://host[:port], e.g. https://www.example.com)")
+    return list(default) if origins is None else origins
+
+
 # ---------------------------------------------------------------------------------------------------
 # Routing
 # ---------------------------------------------------------------------------------------------------
 
 # True once the current unit of work (request) has written: its later reads go to the writer.
 _wrote = contextvars.ContextVar("warm_web_wrote", default=False)
+# The request's read-your-writes cookie (a _Follow), if it carries one.
+_follow = contextvars.ContextVar("warm_web_follow", default=None)
 
 # Statements that run on the writer without making it a write.
 _READ_STATEMENTS = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "SHOW", "EXPLAIN")
@@ -486,23 +553,30 @@ def unit_of_work():
     """A fresh read-your-writes scope (what a request gets): writes inside it send its later reads to the
     writer; on exit the previous state comes back. For management commands, task-queue jobs and the like."""
     token = _wrote.set(False)
+    follow_token = _follow.set(None)
     try:
         yield
     finally:
-        _reset(token)
+        _reset(token, follow_token)
 
 
 def pin_to_writer():
     """Send the rest of the current unit of work's reads to the writer (e.g. after a write the router
-    cannot see)."""
+    cannot see); in a request with ``ReadYourWritesMiddleware``, the client's next requests too, until the
+    replica has caught up."""
     _wrote.set(True)
 
 
-def _reset(token):
+def _reset(token, follow_token=None):
     try:
         _wrote.reset(token)
     except ValueError:  # reset from another context (a response streamed elsewhere): just clear it
         _wrote.set(False)
+    if follow_token is not None:
+        try:
+            _follow.reset(follow_token)
+        except ValueError:
+            _follow.set(None)
 
 
 def _close_quietly(conn):
@@ -562,6 +636,198 @@ def _on_connection_created(sender, connection, **kwargs):
 
 def _on_request_started(sender, **kwargs):
     _wrote.set(False)
+    _follow.set(None)
+
+
+# Settings read on every routing decision, kept until a test changes them (setting_changed).
+_SETTINGS_CACHE = {}
+_SETTING_DEFAULTS = {
+    "WARM_WEB_WRITER_APPS": ("auth", "sessions"),
+    "WARM_WEB_RYW_COOKIE": "warm_web_ryw",
+    "WARM_WEB_RYW_MAX_AGE": 30,
+}
+
+
+def _setting(name):
+    try:
+        return _SETTINGS_CACHE[name]
+    except KeyError:
+        pass
+    from django.conf import settings
+
+    value = getattr(settings, name, _SETTING_DEFAULTS[name])
+    if name == "WARM_WEB_WRITER_APPS":
+        if isinstance(value, str) or not all(isinstance(app, str) for app in value):
+            raise ImproperlyConfigured(
+                f"warm_web.django: WARM_WEB_WRITER_APPS must be a list of app labels, got {value!r}")
+        labels = frozenset(value)
+        user_model = str(getattr(settings, "AUTH_USER_MODEL", "auth.User")).lower()
+        value = (labels, frozenset([user_model]) if "auth" in labels else frozenset())
+    elif name == "WARM_WEB_RYW_MAX_AGE":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 3600:
+            raise ImproperlyConfigured(
+                f"warm_web.django: WARM_WEB_RYW_MAX_AGE must be a number of seconds from 1 to 3600, got {value!r}")
+    elif not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+        raise ImproperlyConfigured(f"warm_web.django: WARM_WEB_RYW_COOKIE must be a cookie name, got {value!r}")
+    _SETTINGS_CACHE[name] = value
+    return value
+
+
+def _on_setting_changed(sender, setting, **kwargs):
+    if setting in _SETTING_DEFAULTS or setting == "AUTH_USER_MODEL":
+        _SETTINGS_CACHE.clear()
+
+
+def _reads_writer(model):
+    """Models of WARM_WEB_WRITER_APPS (sessions and auth by default) are always read on the writer."""
+    if model is None:
+        return False
+    apps, models = _setting("WARM_WEB_WRITER_APPS")
+    meta = model._meta
+    return meta.app_label in apps or meta.label_lower in models
+
+
+# ---------------------------------------------------------------------------------------------------
+# Read-your-writes across requests
+# ---------------------------------------------------------------------------------------------------
+
+_SIGNING_SALT = "warm_web.django.read-your-writes"
+
+
+def _signer():
+    from django.core.signing import TimestampSigner
+
+    return TimestampSigner(salt=_SIGNING_SALT)
+
+
+class _Follow:
+    """What a request's cookie says: the writer's position (``L<lsn>``) or a deadline (``T<epoch ms>``) its
+    client last wrote at; ``caught_up`` once asked (at most once per request)."""
+
+    __slots__ = ("lsn", "until", "valid", "caught_up")
+
+    def __init__(self, lsn=None, until=None, valid=True):
+        self.lsn = lsn
+        self.until = until
+        self.valid = valid
+        self.caught_up = None
+
+    @classmethod
+    def from_cookie(cls, raw):
+        from django.core.signing import BadSignature
+
+        try:
+            value = _signer().unsign(raw, max_age=_setting("WARM_WEB_RYW_MAX_AGE"))
+        except BadSignature:  # forged, from another SECRET_KEY, or older than Max-Age
+            return cls(valid=False)
+        if value.startswith("L") and re.fullmatch(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}", value[1:]):
+            return cls(lsn=value[1:])
+        if value.startswith("T") and value[1:].isdigit():
+            return cls(until=int(value[1:]) / 1000)
+        return cls(valid=False)
+
+    def replica_has_it(self, conn):
+        if not self.valid:
+            return True
+        if self.caught_up is None:
+            self.caught_up = _replayed(conn, self.lsn) if self.lsn is not None else time.time() >= self.until
+        return self.caught_up
+
+
+def _sqlstate(error):
+    cause = error.__cause__ or error
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+
+
+def _replayed(conn, lsn):
+    """Has the replica replayed the writer's position ``lsn``? False when it cannot say."""
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn])
+            row = cursor.fetchone()
+    except Exception as error:  # noqa: BLE001 - any doubt means: read the writer
+        if _sqlstate(error) in _NO_POSITION and _positions.wal:
+            # A reader without WAL positions (Aurora): later writes get a deadline instead.
+            _positions.wal = False
+            logger.info("warm-web: the replica has no WAL replay position (%s); read-your-writes uses the "
+                        "replica lag instead", _describe(error))
+        else:
+            logger.debug("warm-web: replica replay position unknown (%s); reading the writer", _describe(error))
+        return False
+    return bool(row and row[0])
+
+
+class _Positions:
+    """Process-wide: does the writer have a WAL position to compare (not on Aurora), and the last lag read."""
+
+    def __init__(self):
+        self.wal = True
+        self.lag_window = None
+        self.lag_read_at = 0.0
+
+
+_positions = _Positions()
+# feature_not_supported (Aurora answers its WAL functions with "... is currently not supported for Aurora"),
+# undefined_function.
+_NO_POSITION = {"0A000", "42883"}
+_LAG_SAMPLE_SECONDS = 5.0
+
+
+def _writer_mark():
+    """The cookie value for a request that wrote: the writer's position, or a deadline where there is none."""
+    conn = _connections()[DEFAULT]
+    cap = _setting("WARM_WEB_RYW_MAX_AGE")
+    if conn.vendor != "postgresql":
+        return f"T{int((time.time() + cap) * 1000)}"
+    if _positions.wal:
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+                return "L" + cursor.fetchone()[0]
+        except Exception as error:  # noqa: BLE001
+            if _sqlstate(error) in _NO_POSITION:
+                _positions.wal = False
+                logger.info("warm-web: the writer has no WAL position (%s); read-your-writes uses the "
+                            "replica lag instead", _describe(error))
+            else:
+                return f"T{int((time.time() + cap) * 1000)}"
+    return f"T{int((time.time() + _lag_window(conn, cap)) * 1000)}"
+
+
+def _lag_window(conn, cap):
+    """Twice the highest reader lag Aurora reports, plus 1 s, capped; the cap when it cannot be read."""
+    now = time.monotonic()
+    if _positions.lag_window is None or now - _positions.lag_read_at >= _LAG_SAMPLE_SECONDS:
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT max(replica_lag_in_msec) FROM aurora_replica_status() "
+                               "WHERE session_id <> 'MASTER_SESSION_ID'")
+                lag_ms = cursor.fetchone()[0]
+            window = cap if lag_ms is None else 2 * float(lag_ms) / 1000 + 1
+        except Exception as error:  # noqa: BLE001
+            logger.debug("warm-web: replica lag unknown (%s)", _describe(error))
+            window = cap
+        _positions.lag_window, _positions.lag_read_at = window, now
+    return min(cap, _positions.lag_window)
+
+
+def _follow_from(request):
+    raw = request.COOKIES.get(_setting("WARM_WEB_RYW_COOKIE"))
+    return _Follow.from_cookie(raw) if raw else None
+
+
+def _finish(request, response):
+    """Set the cookie after a write; drop it once the replica caught up (or when it is not ours)."""
+    name = _setting("WARM_WEB_RYW_COOKIE")
+    follow = _follow.get()
+    if _wrote.get():
+        mark = _writer_mark()
+        if mark.startswith("T") and follow is not None and follow.valid and follow.until is not None:
+            mark = f"T{max(int(mark[1:]), int(follow.until * 1000))}"
+        response.set_cookie(name, _signer().sign(mark), max_age=_setting("WARM_WEB_RYW_MAX_AGE"),
+                            secure=request.is_secure(), httponly=True, samesite="Lax")
+    elif follow is not None and (not follow.valid or follow.caught_up):
+        response.delete_cookie(name, samesite="Lax")
 
 
 _installed = []
@@ -583,9 +849,12 @@ def _install():
     from django.db import InterfaceError, OperationalError
     from django.db.backends.signals import connection_created
 
+    from django.core.signals import setting_changed
+
     _RETRYABLE = (OperationalError, InterfaceError)
     connection_created.connect(_on_connection_created, dispatch_uid="warm_web.django.connection_created")
     request_started.connect(_on_request_started, dispatch_uid="warm_web.django.request_started")
+    setting_changed.connect(_on_setting_changed, dispatch_uid="warm_web.django.setting_changed")
     # Connections opened before the receivers were connected (e.g. by a check at startup).
     for conn in _connections().all(initialized_only=True):
         if conn.connection is not None:
@@ -595,8 +864,9 @@ def _install():
 
 class ReadReplicaRouter:
     """``DATABASE_ROUTERS = ["warm_web.django.ReadReplicaRouter"]``: reads to ``replica``, writes to
-    ``default``, with read-your-writes, atomic blocks on the writer, and fallback to the writer while the
-    replica is down (see the module docstring)."""
+    ``default``, with read-your-writes (within a request, and across requests with
+    ``ReadYourWritesMiddleware``), sessions and auth on the writer, atomic blocks on the writer, and fallback
+    to the writer while the replica is down (see the module docstring)."""
 
     def __init__(self):
         from django.conf import settings
@@ -607,7 +877,7 @@ class ReadReplicaRouter:
         _health.backoff = float(getattr(settings, "WARM_WEB_REPLICA_BACKOFF", 30.0))
 
     def db_for_read(self, model, **hints):
-        if not self._has_replica or _wrote.get():
+        if not self._has_replica or _wrote.get() or _reads_writer(model):
             return DEFAULT
         health = _health
         if health.down and time.monotonic() < health.retry_at:
@@ -617,6 +887,9 @@ class ReadReplicaRouter:
             return DEFAULT
         conn = connections[REPLICA]
         if (conn.connection is None or not conn.health_check_done or health.down) and not self._ready(conn):
+            return DEFAULT
+        follow = _follow.get()
+        if follow is not None and not follow.replica_has_it(conn):
             return DEFAULT
         return REPLICA
 
@@ -648,17 +921,33 @@ class ReadReplicaRouter:
         return True
 
 
+_SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
 class ReadYourWritesMiddleware:
-    """Scopes read-your-writes to the request: reads after a write in this request go to the writer; the
-    next request starts afresh. Sync and async."""
+    """Read-your-writes for the request, and across requests: after a request wrote, the client's next
+    requests read the writer until the replica has replayed that write (see the module docstring). Place it
+    before ``SessionMiddleware``. Sync and async."""
 
     sync_capable = True
     async_capable = True
 
     def __init__(self, get_response):
         from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+        from django.conf import settings
 
         _install()
+        middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+        mine = f"{__name__}.{type(self).__name__}"
+        if mine in middleware and _SESSION_MIDDLEWARE in middleware and \
+                middleware.index(_SESSION_MIDDLEWARE) < middleware.index(mine):
+            raise ImproperlyConfigured(
+                f"warm_web.django: {mine} must come before {_SESSION_MIDDLEWARE} in MIDDLEWARE (the session is "
+                f"saved on the way out, and a login's session write must be seen), got MIDDLEWARE={middleware!r}")
+        for name in _SETTING_DEFAULTS:
+            _setting(name)  # a bad value fails at startup, not at the first request
+        # Without a replica every read is on the writer already: no cookie, no position query.
+        self._across_requests = REPLICA in settings.DATABASES
         self.get_response = get_response
         self._async = iscoroutinefunction(get_response)
         if self._async:
@@ -668,14 +957,25 @@ class ReadYourWritesMiddleware:
         if self._async:
             return self._acall(request)
         token = _wrote.set(False)
+        follow_token = _follow.set(_follow_from(request) if self._across_requests else None)
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
+            if self._across_requests:
+                _finish(request, response)
+            return response
         finally:
-            _reset(token)
+            _reset(token, follow_token)
 
     async def _acall(self, request):
+        from asgiref.sync import sync_to_async
+
         token = _wrote.set(False)
+        follow_token = _follow.set(_follow_from(request) if self._across_requests else None)
         try:
-            return await self.get_response(request)
+            response = await self.get_response(request)
+            if self._across_requests:
+                # The writer's position is a database query: off the event loop, as Django runs the ORM.
+                await sync_to_async(_finish)(request, response)
+            return response
         finally:
-            _reset(token)
+            _reset(token, follow_token)

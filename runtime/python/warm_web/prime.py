@@ -1,8 +1,9 @@
 """Priming (WARM_WEB_PRIME): GET each path through the app during INIT, answers discarded.
 
 Imported only when WARM_WEB_PRIME is set. The requests go through the same adapter as real ones,
-as HTTP API (payload 2.0) events with ``Host: localhost``; they never count as the environment's
-first invoke.
+as HTTP API (payload 2.0) events; they never count as the environment's first invoke. Their Host is
+the first entry of WARM_WEB_ALLOWED_HOSTS (a leading '.' stripped, '*' skipped), a host the app
+allows when its ALLOWED_HOSTS comes from there (warm_web.django.allowed_hosts()); else ``localhost``.
 """
 import json
 import os
@@ -18,6 +19,17 @@ _BUDGET_MS = 10_000
 
 def _log(message):
     print("warm-web: " + message, file=sys.stderr, flush=True)
+
+
+def host(environ=None):
+    """The Host priming requests carry."""
+    environ = os.environ if environ is None else environ
+    for entry in (environ.get("WARM_WEB_ALLOWED_HOSTS") or "").split(","):
+        entry = entry.strip()
+        entry = entry[1:] if entry.startswith(".") else entry
+        if entry and entry != "*":
+            return entry
+    return HOST
 
 
 def paths(raw):
@@ -66,13 +78,14 @@ def event(path, n):
     # HTTP API hands rawPath over decoded once (docs/RUNTIME_CONTRACT.md, "Paths are decoded exactly once").
     raw_path = unquote(raw_path)
     now = time.time()
+    prime_host = host()
     return {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": raw_path,
         "rawQueryString": query,
         "headers": {
-            "host": HOST,
+            "host": prime_host,
             "x-forwarded-proto": "https",
             "x-forwarded-port": "443",
             "user-agent": USER_AGENT,
@@ -81,8 +94,8 @@ def event(path, n):
         "requestContext": {
             "accountId": "anonymous",
             "apiId": "warm-web-prime",
-            "domainName": HOST,
-            "domainPrefix": HOST,
+            "domainName": prime_host,
+            "domainPrefix": prime_host.split(".")[0],
             "http": {"method": "GET", "path": raw_path, "protocol": "HTTP/1.1",
                      "sourceIp": "127.0.0.1", "userAgent": USER_AGENT},
             "requestId": f"warm-web-prime-{n}",

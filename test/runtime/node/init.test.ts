@@ -1,7 +1,7 @@
 // INIT options: priming (WARM_WEB_PRIME) and the INIT budget (WARM_WEB_INIT_WARN_MS, SlowInit).
 import { eventFor, type Json, lambdaContext } from './support/events';
 import { FIXTURES, loadFixture } from './support/fixtures';
-import { DEFAULT_INIT_WARN_MS, initWarnMsFrom, primeEvent, primePathsFrom } from '../../../runtime/node/prime';
+import { DEFAULT_INIT_WARN_MS, initWarnMsFrom, primeEvent, primeHost, primePathsFrom } from '../../../runtime/node/prime';
 import { createShim, type ShimOptions } from '../../../runtime/node/shim';
 
 interface Seen {
@@ -141,6 +141,31 @@ describe('priming', () => {
       headers: { 'host': 'localhost', 'x-forwarded-proto': 'https' },
       requestContext: { http: { method: 'GET', path: '/p' }, requestId: 'warm-web-prime-3', stage: '$default' },
     });
+  });
+
+  test.each([
+    [undefined, 'localhost'],
+    ['', 'localhost'],
+    ['www.example.com,.cloudfront.net', 'www.example.com'],
+    [' .example.com , www.example.com', 'example.com'],
+    ['*, api.example.com', 'api.example.com'],
+    ['*', 'localhost'],
+  ])('WARM_WEB_ALLOWED_HOSTS=%p primes with Host %p', (allowed, expected) => {
+    expect(primeHost({ WARM_WEB_ALLOWED_HOSTS: allowed })).toBe(expected);
+  });
+
+  test('the priming event carries the first allowed host', () => {
+    const saved = process.env.WARM_WEB_ALLOWED_HOSTS;
+    process.env.WARM_WEB_ALLOWED_HOSTS = '.example.com,www.example.org';
+    try {
+      expect(primeEvent('/', 0)).toMatchObject({
+        headers: { host: 'example.com' },
+        requestContext: { domainName: 'example.com', domainPrefix: 'example' },
+      });
+    } finally {
+      if (saved === undefined) delete process.env.WARM_WEB_ALLOWED_HOSTS;
+      else process.env.WARM_WEB_ALLOWED_HOSTS = saved;
+    }
   });
 
   test.each([

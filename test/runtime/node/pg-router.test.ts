@@ -7,13 +7,16 @@
 // with the reason, except under CI=true, where it fails them.
 import { execFile, execFileSync } from 'child_process';
 import { existsSync, mkdtempSync, rmSync } from 'fs';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'http';
 import { createRequire } from 'module';
+import type { AddressInfo } from 'net';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { build } from 'esbuild';
+import express from 'express';
 import {
   createPgRouter, isReadOnlyStatement, type PgModule, type PgRouter, PgRouterConfigError, type PgRouterOptions,
-  poolConfigsFromEnv,
+  poolConfigsFromEnv, type PoolLike, type QueryConfig,
 } from '../../../runtime/node/pg-router';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
@@ -117,6 +120,22 @@ describe('env contract', () => {
     const configs = poolConfigsFromEnv(env({ DB_PASSWORD: undefined, DB_IAM_AUTH: 'true' }));
     expect(configs.writer.ssl).toEqual({ rejectUnauthorized: false });
     expect(typeof configs.writer.password).toBe('function');
+  });
+
+  test.each([
+    ['a short secret', { secret: 'short' }, 'the read-your-writes secret (readYourWrites.secret or READ_YOUR_WRITES_SECRET) must be at least 16 characters, got 5'],
+    ['a bad cookie name', { secret: 'a-secret-of-some-length', cookieName: 'a b' }, 'readYourWrites.cookieName must be a cookie name, got "a b"'],
+    ['a zero Max-Age', { secret: 'a-secret-of-some-length', maxAgeSeconds: 0 }, 'readYourWrites.maxAgeSeconds must be a whole number of seconds from 1 to 3600, got 0'],
+    ['a fractional Max-Age', { secret: 'a-secret-of-some-length', maxAgeSeconds: 1.5 }, 'got 1.5'],
+  ])('readYourWrites with %s fails naming the option', (_title, readYourWrites, message) => {
+    const pool = { query: async () => ({ rows: [], rowCount: 0, command: 'SELECT' }), connect: async () => { throw new Error('unused'); }, end: async () => undefined, on: () => undefined };
+    expect(() => createPgRouter({ writer: pool, readYourWrites })).toThrow(PgRouterConfigError);
+    expect(() => createPgRouter({ writer: pool, readYourWrites })).toThrow(message);
+  });
+
+  test('READ_YOUR_WRITES_SECRET is read from the env given', () => {
+    const pool = { query: async () => ({ rows: [], rowCount: 0, command: 'SELECT' }), connect: async () => { throw new Error('unused'); }, end: async () => undefined, on: () => undefined };
+    expect(() => createPgRouter({ writer: pool, env: { READ_YOUR_WRITES_SECRET: 'x' } })).toThrow('must be at least 16 characters, got 1');
   });
 
   test('a loader failure surfaces when the router is created', () => {
@@ -426,4 +445,198 @@ live('against a real primary and replica', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  describe('read-your-writes across requests, replay paused on the replica', () => {
+    const SECRET = 'ryw-test-secret-0123456789';
+    let replay: PoolLike;
+    const servers: HttpServer[] = [];
+
+    /** A pool that records the statements it runs, as [pool name, text]. */
+    const recording = (label: string, log: Array<[string, string]>, extra: Record<string, unknown> = {}): PoolLike => {
+      const pool = new pg.Pool({ host: '127.0.0.1', port: label === 'writer' ? primaryPort : replicaPort, database: services.DB_NAME, user: services.DB_USER, password: services.DB_PASSWORD, ...extra });
+      pool.on('error', () => undefined);
+      return {
+        query: (text: string | QueryConfig, values?: readonly unknown[]) => {
+          log.push([label, typeof text === 'string' ? text : text.text]);
+          return pool.query(text, values);
+        },
+        connect: () => pool.connect(),
+        end: () => pool.end(),
+        on: (event, listener) => pool.on(event, listener),
+      };
+    };
+
+    /** A server on loopback for `app`; closed after the test. */
+    async function site(app: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+      const listening = createServer(app);
+      servers.push(listening);
+      await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+      return `http://127.0.0.1:${(listening.address() as AddressInfo).port}`;
+    }
+
+    /** create -> redirect -> read, as a plain `http` site would write it: POST /items?name=, GET /items?name=. */
+    function plainHttpApp(r: PgRouter) {
+      return (req: IncomingMessage, res: ServerResponse) => r.handle(req, res, async () => {
+        const url = new URL(req.url ?? '/', 'http://x');
+        const n = url.searchParams.get('name') ?? '';
+        if (req.method === 'POST') {
+          await r.query('INSERT INTO ww_node_items (name) VALUES ($1)', [n]);
+          res.writeHead(303, { location: `/items?name=${n}` }).end();
+          return;
+        }
+        const row = (await r.query('SELECT count(*)::int AS n, inet_server_port() AS port FROM ww_node_items WHERE name = $1', [n])).rows[0];
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(row));
+      });
+    }
+
+    interface Visit { status: number; body: unknown; setCookie: string[] }
+    /** One request with a cookie jar (no redirects followed: the test follows them). */
+    async function visit(base: string, jar: Map<string, string>, method: string, target: string,
+      headers: Record<string, string> = {}): Promise<Visit> {
+      const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+      const response = await fetch(base + target, { method, redirect: 'manual', headers: { ...headers, ...(cookie ? { cookie } : {}) } });
+      const setCookie = response.headers.getSetCookie();
+      for (const line of setCookie) {
+        const [pair] = line.split(';');
+        const [key, value] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
+        if (/Max-Age=0(;|$)/.test(line)) jar.delete(key); else jar.set(key, value);
+      }
+      const text = await response.text();
+      const json = (response.headers.get('content-type') ?? '').includes('json');
+      return { status: response.status, body: json ? JSON.parse(text) : undefined, setCookie };
+    }
+
+    beforeAll(() => {
+      replay = new pg.Pool({ host: services.WW_PG_REPLICA_DIR, port: replicaPort, user: services.WW_PG_SUPERUSER, database: 'postgres', max: 1 });
+    });
+
+    afterEach(async () => {
+      await replay.query('SELECT pg_wal_replay_resume()');
+      await Promise.all(servers.splice(0).map((listening) => new Promise((resolve) => listening.close(resolve))));
+    });
+
+    afterAll(async () => {
+      await replay.end();
+    });
+
+    test.each(['on', 'off'])('synchronous_commit=%s: create -> redirect -> read finds the row; the cookie goes once the replica has it', async (commit) => {
+      const log: Array<[string, string]> = [];
+      const options = { options: `-c synchronous_commit=${commit}` };
+      const r = createPgRouter({ writer: recording('writer', log, options), reader: recording('reader', log, options), readYourWrites: { secret: SECRET } });
+      const base = await site(plainHttpApp(r));
+      const jar = new Map<string, string>();
+      const n = name();
+      expect((await r.write('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe(commit);
+      await replay.query('SELECT pg_wal_replay_pause()');
+
+      const created = await visit(base, jar, 'POST', `/items?name=${n}`, { 'x-forwarded-proto': 'https' });
+      expect(created.status).toBe(303);
+      expect(created.setCookie).toHaveLength(1);
+      expect(created.setCookie[0]).toMatch(/^warm_web_ryw=L[0-9A-F]+\/[0-9A-F]+\.\d+\.[\w-]+; Max-Age=30; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
+      log.length = 0;
+      const shown = await visit(base, jar, 'GET', `/items?name=${n}`);
+      expect(shown.body).toEqual({ n: 1, port: primaryPort });
+      expect(log.filter(([, sql]) => sql.includes('pg_last_wal_replay_lsn')).map(([pool]) => pool)).toEqual(['reader']);
+      expect(shown.setCookie).toEqual([]); // not caught up: the cookie stays
+      expect(jar.has('warm_web_ryw')).toBe(true);
+
+      await replay.query('SELECT pg_wal_replay_resume()');
+      await waitForReplica(r);
+      log.length = 0;
+      const later = await visit(base, jar, 'GET', `/items?name=${n}`);
+      expect(later.body).toEqual({ n: 1, port: replicaPort });
+      expect(later.setCookie).toEqual(['warm_web_ryw=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax']);
+      expect(log.map(([pool]) => pool)).toEqual(['reader', 'reader']); // the check, then the read
+      log.length = 0;
+      expect((await visit(base, jar, 'GET', `/items?name=${n}`)).body).toEqual({ n: 1, port: replicaPort });
+      expect(log).toHaveLength(1); // no cookie, no check
+      await r.end();
+    }, 30_000);
+
+    test('without a secret (per-request read-your-writes only) the redirect misses the new row', async () => {
+      const r = router();
+      const base = await site(plainHttpApp(r));
+      const jar = new Map<string, string>();
+      const n = name();
+      await replay.query('SELECT pg_wal_replay_pause()');
+      const created = await visit(base, jar, 'POST', `/items?name=${n}`);
+      expect(created.setCookie).toEqual([]);
+      expect((await visit(base, jar, 'GET', `/items?name=${n}`)).body).toEqual({ n: 0, port: replicaPort });
+    });
+
+    test('Express: the same with app.use(router.middleware()), and a forged cookie is dropped', async () => {
+      const r = router({ readYourWrites: { secret: SECRET } });
+      const app = express();
+      app.use(r.middleware());
+      app.post('/items', async (req, res) => {
+        await r.query('INSERT INTO ww_node_items (name) VALUES ($1)', [String(req.query.name)]);
+        res.redirect(303, `/items?name=${String(req.query.name)}`);
+      });
+      app.get('/items', async (req, res) => {
+        res.json((await r.query('SELECT count(*)::int AS n, inet_server_port() AS port FROM ww_node_items WHERE name = $1', [String(req.query.name)])).rows[0]);
+      });
+      const base = await site(app);
+      const jar = new Map<string, string>();
+      const n = name();
+      await replay.query('SELECT pg_wal_replay_pause()');
+      expect((await visit(base, jar, 'POST', `/items?name=${n}`)).status).toBe(303);
+      expect((await visit(base, jar, 'GET', `/items?name=${n}`)).body).toEqual({ n: 1, port: primaryPort });
+
+      const forged = new Map([['warm_web_ryw', `${jar.get('warm_web_ryw')!.slice(0, -2)}xx`]]);
+      const answer = await visit(base, forged, 'GET', `/items?name=${n}`);
+      expect(answer.body).toEqual({ n: 0, port: replicaPort });
+      expect(answer.setCookie).toEqual(['warm_web_ryw=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax']);
+    });
+
+    test('a writer without WAL positions (as Aurora answers) gets a deadline cookie, and reads the writer until then', async () => {
+      const setup = router();
+      await setup.write('CREATE SCHEMA IF NOT EXISTS aurora_sim_node');
+      await setup.write(`CREATE OR REPLACE FUNCTION aurora_sim_node.pg_current_wal_insert_lsn() RETURNS pg_lsn LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'Function pg_current_wal_insert_lsn() is currently not supported for Aurora'; END $$`);
+      await waitForReplica(setup);
+      const log: Array<[string, string]> = [];
+      const r = createPgRouter({
+        writer: recording('writer', log, { options: '-c search_path=aurora_sim_node,pg_catalog,public' }),
+        reader: recording('reader', log),
+        readYourWrites: { secret: SECRET, maxAgeSeconds: 20 },
+      });
+      const base = await site(plainHttpApp(r));
+      const jar = new Map<string, string>();
+      const n = name();
+      await replay.query('SELECT pg_wal_replay_pause()');
+      const before = Date.now();
+      await visit(base, jar, 'POST', `/items?name=${n}`);
+      const [payload] = jar.get('warm_web_ryw')!.split('.');
+      // No aurora_replica_status() to measure lag with here: the deadline is the Max-Age.
+      expect(payload).toMatch(/^T\d+$/);
+      expect(Number(payload.slice(1)) - before).toBeGreaterThanOrEqual(20_000);
+      log.length = 0;
+      expect((await visit(base, jar, 'GET', `/items?name=${n}`)).body).toEqual({ n: 1, port: primaryPort });
+      expect(log.some(([, sql]) => sql.includes('pg_last_wal_replay_lsn'))).toBe(false);
+      await r.end();
+    });
+
+    test('a reader without WAL positions: the check reads the writer, and later writes get a deadline', async () => {
+      const setup = router();
+      await setup.write('CREATE SCHEMA IF NOT EXISTS aurora_sim_node');
+      await setup.write(`CREATE OR REPLACE FUNCTION aurora_sim_node.pg_last_wal_replay_lsn() RETURNS pg_lsn LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = 'Function pg_last_wal_replay_lsn() is currently not supported for Aurora'; END $$`);
+      await waitForReplica(setup);
+      const r = createPgRouter({
+        writer: recording('writer', []),
+        reader: recording('reader', [], { options: '-c search_path=aurora_sim_node,pg_catalog,public' }),
+        readYourWrites: { secret: SECRET },
+      });
+      const base = await site(plainHttpApp(r));
+      const jar = new Map<string, string>();
+      const [first, second] = [name(), name()];
+      await visit(base, jar, 'POST', `/items?name=${first}`);
+      expect(jar.get('warm_web_ryw')).toMatch(/^L/);
+      expect((await visit(base, jar, 'GET', `/items?name=${first}`)).body).toEqual({ n: 1, port: primaryPort });
+      await visit(base, jar, 'POST', `/items?name=${second}`);
+      expect(jar.get('warm_web_ryw')).toMatch(/^T\d+\./);
+      await r.end();
+    });
+  });
 });

@@ -10,7 +10,7 @@ from lambdatest import FakeContext
 from eventshapes import Spec, http_v2
 from frameworks import FRAMEWORKS, requests_seen
 from warm_web.loader import load
-from warm_web.prime import paths
+from warm_web.prime import host, paths
 
 
 def _stdout_lines(captured):
@@ -191,6 +191,42 @@ def test_django_needs_localhost_allowed_for_priming_to_reach_views(capsys):
     with override_settings(ALLOWED_HOSTS=["www.example.com", "localhost"]):
         load("mysite.wsgi:application", "wsgi", prime=["/text"])
     assert ": /text 200" in capsys.readouterr().err
+
+
+def test_a_debug_false_django_site_with_hosts_from_the_helper_primes_with_200(monkeypatch, capsys):
+    """ALLOWED_HOSTS from warm_web.django.allowed_hosts(): priming sends the first of them as its Host."""
+    from django.test.utils import override_settings
+
+    from warm_web.django import allowed_hosts
+
+    monkeypatch.setenv("WARM_WEB_ALLOWED_HOSTS", ".example.com,www.example.org")
+    seen = []
+
+    def spy(environ, start_response):
+        seen.append(environ["HTTP_HOST"])
+        return application(environ, start_response)
+
+    from mysite.wsgi import application
+
+    monkeypatch.setattr(rawapps, "django_spy", spy, raising=False)
+    hosts = allowed_hosts()
+    assert hosts == [".example.com", "www.example.org"]
+    with override_settings(DEBUG=False, ALLOWED_HOSTS=hosts):
+        load("rawapps:django_spy", "wsgi", prime=["/text"])
+    assert seen == ["example.com"]
+    assert ": /text 200" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("allowed, expected", [
+    (None, "localhost"),
+    ("", "localhost"),
+    ("www.example.com,.cloudfront.net", "www.example.com"),
+    (" .example.com , www.example.com", "example.com"),
+    ("*,api.example.com", "api.example.com"),
+    ("*", "localhost"),
+])
+def test_the_priming_host(allowed, expected):
+    assert host({} if allowed is None else {"WARM_WEB_ALLOWED_HOSTS": allowed}) == expected
 
 
 def test_priming_time_is_part_of_init(monkeypatch):

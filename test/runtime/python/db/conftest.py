@@ -121,3 +121,66 @@ def replica(postgres, django_worker):
     yield Replica
     Replica.start()
     django_worker("wait_replica")
+
+
+def _superuser(postgres, which):
+    """A superuser connection over the server's unix socket (trust auth)."""
+    import psycopg
+
+    return psycopg.connect(host=postgres[f"WW_PG_{which}_DIR"], port=int(postgres[f"WW_PG_{which}_PORT"]),
+                           user=postgres["WW_PG_SUPERUSER"], dbname="postgres", autocommit=True)
+
+
+@pytest.fixture(params=["on", "off"], ids=lambda value: f"synchronous_commit={value}")
+def synchronous_commit(request, postgres, django_worker):
+    """The primary's synchronous_commit for the test (the test server's default is off), seen by new
+    sessions of the app's user before the test starts; the app's connections are reopened."""
+    import psycopg
+
+    value = request.param
+
+    def apply(setting):
+        with _superuser(postgres, "PRIMARY") as conn:
+            if setting is None:
+                conn.execute("ALTER SYSTEM RESET synchronous_commit")
+            else:
+                conn.execute(f"ALTER SYSTEM SET synchronous_commit = '{setting}'")
+            conn.execute("SELECT pg_reload_conf()")
+        expected = setting or "off"
+        for _ in range(200):
+            with psycopg.connect(host="127.0.0.1", port=int(postgres["WW_PG_PRIMARY_PORT"]), dbname=postgres["DB_NAME"],
+                                 user=postgres["DB_USER"], password=postgres["DB_PASSWORD"]) as conn:
+                if conn.execute("SHOW synchronous_commit").fetchone()[0] == expected:
+                    break
+        else:
+            raise AssertionError(f"synchronous_commit did not become {expected}")
+        django_worker("close_connections")
+
+    apply(value)
+    yield value
+    apply(None)
+
+
+@pytest.fixture
+def replay(postgres, django_worker):
+    """Pauses replay on the replica (lag injected: it receives WAL but applies none of it) and resumes it;
+    always resumed, and caught up, at the end of the test."""
+
+    class Replay:
+        def __init__(self):
+            self.conn = _superuser(postgres, "REPLICA")
+
+        def pause(self):
+            self.conn.execute("SELECT pg_wal_replay_pause()")
+
+        def resume(self):
+            self.conn.execute("SELECT pg_wal_replay_resume()")
+            django_worker("wait_replica")
+
+    replay = Replay()
+    try:
+        yield replay
+    finally:
+        replay.conn.execute("SELECT pg_wal_replay_resume()")
+        replay.conn.close()
+        django_worker("wait_replica")

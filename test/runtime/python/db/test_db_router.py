@@ -51,6 +51,7 @@ def test_middleware_sync_and_async(django_worker):
     assert django_worker("middleware_paths") == {
         "sync_before": False, "sync_read": "default", "sync_result": "sync response", "after": True,
         "async_capable": True, "async_before": False, "async_pinned": True, "async_result": "async response",
+        "cookies": [30, "L"],
     }
 
 

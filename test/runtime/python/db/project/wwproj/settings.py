@@ -6,12 +6,18 @@ from warm_web.django import caches, databases
 SECRET_KEY = "warm-web-db-tests"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
-INSTALLED_APPS = ["wwitems"]
-MIDDLEWARE = ["warm_web.django.ReadYourWritesMiddleware"]
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions", "wwitems"]
+MIDDLEWARE = [
+    "warm_web.django.ReadYourWritesMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
 ROOT_URLCONF = "wwproj.urls"
 USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Fast hashing: the tests log in many times.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 DATABASES = databases()
 DATABASE_ROUTERS = ["warm_web.django.ReadReplicaRouter"]

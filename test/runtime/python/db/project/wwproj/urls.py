@@ -7,4 +7,7 @@ urlpatterns = [
     path("items/", views.items),
     path("atomic/", views.atomic),
     path("cache/", views.cache_view),
+    path("items/new/", views.new_item),
+    path("login/", views.login_view),
+    path("whoami/", views.whoami),
 ]

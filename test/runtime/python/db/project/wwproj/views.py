@@ -1,8 +1,10 @@
 """Each read reports which server answered it: the Server model is a view over inet_server_port() and
 pg_is_in_recovery(), read through the router like any model."""
+from django.contrib.auth import authenticate, login
 from django.core.cache import cache
 from django.db import transaction
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
+from django.utils.http import urlencode
 
 from wwitems.models import Item, Server
 
@@ -36,3 +38,23 @@ def cache_view(request):
     if "value" in request.GET:
         cache.set(key, request.GET["value"], 60)
     return JsonResponse({"value": cache.get(key)})
+
+
+def new_item(request):
+    """POST, then redirect to the item (POST/redirect/GET)."""
+    name = request.GET["name"]
+    Item.objects.create(name=name, value=int(request.GET.get("value", "0")))
+    return HttpResponseRedirect("/items/?" + urlencode({"name": name}))
+
+
+def login_view(request):
+    user = authenticate(request, username=request.GET["username"], password=request.GET["password"])
+    if user is None:
+        return JsonResponse({"error": "bad credentials"}, status=403)
+    login(request, user)
+    return JsonResponse({"user": user.username})
+
+
+def whoami(request):
+    return JsonResponse({"user": request.user.username if request.user.is_authenticated else None,
+                         "read": _server()})

@@ -15,6 +15,13 @@ if [ -f "$dir/requirements.txt" ]; then
     -r "$dir/requirements.txt" -t "$dir/build.tmp"
 fi
 cp -r "$dir/app/." "$dir/build.tmp/"
+if [ -f "$dir/app/manage.py" ] && grep -qs STATIC_ROOT "$dir"/app/*/settings.py; then
+  # Django's static files into the code (STATIC_ROOT, content-hashed names). warm_web comes from the
+  # layer, so from this repository here; the settings want database endpoints that collectstatic never uses.
+  (cd "$dir/build.tmp" && PYTHONPATH="$dir/../../runtime/python:$dir/build.tmp" \
+    DB_WRITER_HOST=collectstatic.invalid DB_NAME=none DB_USER=none DB_PASSWORD=none \
+    python3 manage.py collectstatic --noinput --verbosity 0)
+fi
 if [ -f "$dir/app/package.json" ]; then
   (cd "$dir/build.tmp" && npm install --omit=dev --no-audit --no-fund --loglevel=error)
 fi

@@ -9,4 +9,5 @@ export * from './warm-calendar';
 export * from './slim-code-asset';
 export * from './read-replica-router';
 export * from './web-cache';
+export * from './warm-web-monitoring';
 export * from './warm-web-stack';

@@ -10,5 +10,6 @@ export * from './warm-calendar';
 export * from './slim-code-asset';
 export * from './read-replica-router';
 export * from './web-cache';
+export * from './warm-web-monitoring';
 export * from './warm-web-stack';
 export * from './web-distribution';

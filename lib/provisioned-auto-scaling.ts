@@ -4,7 +4,9 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
-import { alarmOnce } from './private/alarms';
+import { alarmOnce, checkThreshold } from './private/alarms';
+import { num, propError } from './private/errors';
+import { CountAlarmOptions, RatioAlarmOptions } from './warm-web-monitoring';
 
 /**
  * The statistic target tracking follows.
@@ -121,7 +123,7 @@ export class ProvisionedAutoScaling extends Construct {
   constructor(scope: Construct, id: string, props: ProvisionedAutoScalingProps) {
     super(scope, id);
     const target = props.utilizationTarget ?? 0.7;
-    validate(props, target);
+    validate(this, props, target);
     this.alias = props.alias;
 
     this.scalableTarget = new appscaling.ScalableTarget(this, 'Target', {
@@ -172,36 +174,48 @@ export class ProvisionedAutoScaling extends Construct {
   }
 
   /**
-   * Alarms as soon as a request spills over to on-demand environments.
+   * Alarms when more than `threshold` (default 0: any) requests per five minutes spill over to on-demand
+   * environments, in 1 period. Called again with the same options, it returns the same alarm.
    */
-  public addSpilloverAlarm(): cloudwatch.Alarm {
-    return alarmOnce(this, 'SpilloverAlarm', 'addSpilloverAlarm', 0, () => this.metricSpilloverInvocations({ period: Duration.minutes(5) }).createAlarm(this, 'SpilloverAlarm', {
-      alarmDescription: `Requests to ${this.alias.node.path} spilled over provisioned concurrency`,
-      threshold: 0,
+  public addSpilloverAlarm(options: CountAlarmOptions = {}): cloudwatch.Alarm {
+    const method = 'addSpilloverAlarm';
+    const threshold = checkThreshold(this, method, options.threshold ?? 0, (v) => v >= 0, 'is a count >= 0');
+    return alarmOnce(this, {
+      method,
+      id: 'SpilloverAlarm',
+      metric: this.metricSpilloverInvocations({ period: Duration.minutes(5) }),
+      description: options.threshold === undefined
+        ? `Requests to ${this.alias.node.path} spilled over provisioned concurrency`
+        : `More than ${num(threshold)} requests to ${this.alias.node.path} per 5 minutes spilled over provisioned concurrency`,
+      threshold,
+      shownThreshold: num(threshold),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
+      evaluationPeriods: options.evaluationPeriods ?? 1,
+      datapointsToAlarm: options.datapointsToAlarm,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
+    });
   }
 
   /**
-   * Alarms when provisioned environments are nearly all busy (maximum utilization over `threshold`
-   * for 3 of 3 minutes): auto scaling is at its limit or too slow.
-   *
-   * @param threshold utilization, 0–1
-   * @default 0.9
+   * Alarms when provisioned environments are nearly all busy: maximum utilization at least `threshold`
+   * (0–1, default 0.9) for 3 of 3 minutes, so auto scaling is at its limit or too slow. Called again with
+   * the same options, it returns the same alarm.
    */
-  public addUtilizationAlarm(threshold = 0.9): cloudwatch.Alarm {
-    if (threshold <= 0 || threshold > 1) {
-      throw new Error(`addUtilizationAlarm: threshold must be in (0, 1], got ${threshold}`);
-    }
-    return alarmOnce(this, 'UtilizationAlarm', 'addUtilizationAlarm', threshold, () => this.metricUtilization().createAlarm(this, 'UtilizationAlarm', {
-      alarmDescription: `Provisioned concurrency of ${this.alias.node.path} is nearly exhausted`,
+  public addUtilizationAlarm(options: RatioAlarmOptions = {}): cloudwatch.Alarm {
+    const method = 'addUtilizationAlarm';
+    const threshold = checkThreshold(this, method, options.threshold ?? 0.9, (v) => v > 0 && v <= 1, 'must be in (0, 1]');
+    return alarmOnce(this, {
+      method,
+      id: 'UtilizationAlarm',
+      metric: this.metricUtilization(),
+      description: `Provisioned concurrency of ${this.alias.node.path} is nearly exhausted`,
       threshold,
+      shownThreshold: num(threshold),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 3,
+      evaluationPeriods: options.evaluationPeriods ?? 3,
+      datapointsToAlarm: options.datapointsToAlarm,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
+    });
   }
 
   private aliasMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
@@ -218,35 +232,35 @@ export class ProvisionedAutoScaling extends Construct {
   }
 }
 
-function validate(props: ProvisionedAutoScalingProps, target: number) {
+function validate(scope: Construct, props: ProvisionedAutoScalingProps, target: number) {
   const { minCapacity, maxCapacity } = props;
   if (props.alias.version.version === '$LATEST') {
-    throw new Error(`provisioned concurrency needs a published version; alias ${props.alias.aliasName} points at $LATEST`);
+    throw propError(scope, `provisioned concurrency needs a published version; alias ${props.alias.aliasName} points at $LATEST`);
   }
   if (!Token.isUnresolved(minCapacity) && (!Number.isInteger(minCapacity) || minCapacity < 0)) {
-    throw new Error(`provisionedConcurrency.minCapacity must be an integer >= 0, got ${minCapacity}`);
+    throw propError(scope, `provisionedConcurrency.minCapacity must be an integer >= 0, got ${minCapacity}`);
   }
   if (!Token.isUnresolved(maxCapacity) && (!Number.isInteger(maxCapacity) || maxCapacity < 1)) {
-    throw new Error(`provisionedConcurrency.maxCapacity must be an integer >= 1, got ${maxCapacity}`);
+    throw propError(scope, `provisionedConcurrency.maxCapacity must be an integer >= 1, got ${maxCapacity}`);
   }
   if (!Token.isUnresolved(minCapacity) && !Token.isUnresolved(maxCapacity) && maxCapacity < minCapacity) {
-    throw new Error(`provisionedConcurrency.maxCapacity (${maxCapacity}) is less than minCapacity (${minCapacity})`);
+    throw propError(scope, `provisionedConcurrency.maxCapacity (${maxCapacity}) is less than minCapacity (${minCapacity})`);
   }
   if (!Token.isUnresolved(target) && (target < 0.1 || target > 0.9)) {
-    throw new Error(`provisionedConcurrency.utilizationTarget must be between 0.1 and 0.9, got ${target}`);
+    throw propError(scope, `provisionedConcurrency.utilizationTarget must be between 0.1 and 0.9, got ${target}`);
   }
   (props.schedules ?? []).forEach((schedule, i) => {
     const min = schedule.options.minCapacity ?? minCapacity;
     const max = schedule.options.maxCapacity ?? maxCapacity;
     if (!Token.isUnresolved(min) && !Token.isUnresolved(max) && max < min) {
-      throw new Error(`provisionedConcurrency.schedules[${i}] would set maxCapacity ${max} below minCapacity ${min}`);
+      throw propError(scope, `provisionedConcurrency.schedules[${i}] would set maxCapacity ${max} below minCapacity ${min}`);
     }
   });
-  checkScheduleTimes(props.schedules ?? []);
+  checkScheduleTimes(scope, props.schedules ?? []);
 }
 
 /** Two schedules firing at the same time must agree, or which one wins is up to chance. */
-function checkScheduleTimes(schedules: CapacitySchedule[]) {
+function checkScheduleTimes(scope: Construct, schedules: CapacitySchedule[]) {
   const seen = new Map<string, number>();
   schedules.forEach((schedule, i) => {
     const { minCapacity, maxCapacity, timeZone, ...cron } = schedule.options;
@@ -255,7 +269,7 @@ function checkScheduleTimes(schedules: CapacitySchedule[]) {
     if (earlier !== undefined) {
       const other = schedules[earlier].options;
       if (other.minCapacity !== minCapacity || other.maxCapacity !== maxCapacity) {
-        throw new Error(`provisionedConcurrency.schedules[${earlier}] and schedules[${i}] fire at the same time with different capacities`);
+        throw propError(scope, `provisionedConcurrency.schedules[${earlier}] and schedules[${i}] fire at the same time with different capacities`);
       }
     }
     seen.set(key, i);

@@ -5,9 +5,11 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { alarmOnce } from './private/alarms';
+import { alarmOnce, checkThreshold, durationIn } from './private/alarms';
 import { deletionProtectionDefault } from './private/deletion-protection';
+import { num, propError } from './private/errors';
 import { dataSubnets } from './private/subnets';
+import { CountAlarmOptions, DurationAlarmOptions, PercentAlarmOptions } from './warm-web-monitoring';
 
 const ADMIN_USER = 'app_admin';
 
@@ -139,6 +141,10 @@ export abstract class RouterDatabase {
    */
   public static aurora(options: AuroraDatabaseOptions = {}): RouterDatabase {
     const readers = options.readers ?? 1;
+    if (Token.isUnresolved(readers)) {
+      // One reader instance is created per reader: their number cannot wait for deploy time.
+      throw new Error(`RouterDatabase.aurora: readers must be a number known at synth (an integer from 1 to 15), got the token ${num(readers)}`);
+    }
     if (!Number.isInteger(readers) || readers < 1 || readers > 15) {
       throw new Error(`RouterDatabase.aurora: readers must be an integer from 1 to 15, got ${readers}`);
     }
@@ -411,10 +417,10 @@ export class ReadReplicaRouter extends Construct {
     this.iamAuthentication = props.iamAuthentication ?? false;
     const useProxy = props.proxy ?? true;
     if (props.readerProxy && !bound.aurora) {
-      throw new Error('readerProxy: RDS Proxy cannot front RDS read replicas (only Aurora readers); reads go to the replica directly');
+      throw propError(this, 'readerProxy: RDS Proxy cannot front RDS read replicas (only Aurora readers); reads go to the replica directly');
     }
     if (props.readerProxy && !useProxy) {
-      throw new Error('readerProxy: needs proxy: true');
+      throw propError(this, 'readerProxy: needs proxy: true');
     }
     const readerProxy = props.readerProxy ?? (useProxy && bound.aurora);
 
@@ -482,7 +488,7 @@ export class ReadReplicaRouter extends Construct {
    * pinned connections defeat the proxy's pooling.
    */
   public metricSessionPinned(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    if (!this.proxy) throw new Error('metricSessionPinned: this router has no proxy');
+    if (!this.proxy) throw propError(this, 'metricSessionPinned: this router has no proxy');
     return this.proxyMetric('DatabaseConnectionsCurrentlySessionPinned', props);
   }
 
@@ -503,7 +509,7 @@ export class ReadReplicaRouter extends Construct {
    * @default - maximum over 5 minutes
    */
   public metricClientConnections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    if (!this.proxy) throw new Error('metricClientConnections: this router has no proxy');
+    if (!this.proxy) throw propError(this, 'metricClientConnections: this router has no proxy');
     return this.proxyMetric('ClientConnections', props);
   }
 
@@ -512,32 +518,41 @@ export class ReadReplicaRouter extends Construct {
     return this.bound.replicaLag.with(props ?? {});
   }
 
-  /** Alarms when connections stay pinned for 15 minutes. */
-  public addSessionPinningAlarm(): cloudwatch.Alarm {
-    return alarmOnce(this, 'SessionPinningAlarm', 'addSessionPinningAlarm', 0, () => this.metricSessionPinned({ period: Duration.minutes(5) }).createAlarm(this, 'SessionPinningAlarm', {
-      alarmDescription: `Connections pinned through ${this.node.path}: look for SET, advisory locks or temp tables`,
-      threshold: 0,
+  /**
+   * Alarms when more than `threshold` (default 0: any) connections stay pinned through the proxy, 3
+   * five-minute periods in a row. Called again with the same options, it returns the same alarm.
+   */
+  public addSessionPinningAlarm(options: CountAlarmOptions = {}): cloudwatch.Alarm {
+    const method = 'addSessionPinningAlarm';
+    const threshold = checkThreshold(this, method, options.threshold ?? 0, (v) => v >= 0, 'is a count >= 0');
+    return alarmOnce(this, {
+      method,
+      id: 'SessionPinningAlarm',
+      metric: this.metricSessionPinned({ period: Duration.minutes(5) }),
+      description: `Connections pinned through ${this.node.path}: look for SET, advisory locks or temp tables`,
+      threshold,
+      shownThreshold: num(threshold),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 3,
+      evaluationPeriods: options.evaluationPeriods ?? 3,
+      datapointsToAlarm: options.datapointsToAlarm,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
+    });
   }
 
   /**
    * Alarms when the proxy's pool is nearly exhausted: its database connections stay above `threshold`
-   * percent of `MaxDatabaseConnectionsAllowed` for 15 minutes, so requests wait to borrow a connection.
-   * Needs a proxy: without one, the database's limit depends on its size and is not published.
-   *
-   * @param threshold percent of the allowed connections, 1–100
-   * @default 90
+   * percent (1–100, default 90) of `MaxDatabaseConnectionsAllowed` for 3 five-minute periods, so requests
+   * wait to borrow a connection. Needs a proxy: without one, the database's limit depends on its size and
+   * is not published. Called again with the same options, it returns the same alarm.
    */
-  public addConnectionSaturationAlarm(threshold: number = 90): cloudwatch.Alarm {
-    if (!this.proxy) throw new Error('addConnectionSaturationAlarm: this router has no proxy');
-    if (!Token.isUnresolved(threshold) && (threshold < 1 || threshold > 100)) {
-      throw new Error(`addConnectionSaturationAlarm: threshold is a percentage from 1 to 100, got ${threshold}`);
-    }
+  public addConnectionSaturationAlarm(options: PercentAlarmOptions = {}): cloudwatch.Alarm {
+    const method = 'addConnectionSaturationAlarm';
+    if (!this.proxy) throw propError(this, `${method}: this router has no proxy`);
+    const threshold = checkThreshold(this, method, options.threshold ?? 90, (v) => v >= 1 && v <= 100, 'is a percentage from 1 to 100');
     const period = Duration.minutes(5);
-    return alarmOnce(this, 'ConnectionSaturationAlarm', 'addConnectionSaturationAlarm', threshold, () => new cloudwatch.Alarm(this, 'ConnectionSaturationAlarm', {
+    return alarmOnce(this, {
+      method,
+      id: 'ConnectionSaturationAlarm',
       metric: new cloudwatch.MathExpression({
         expression: '100 * used / allowed',
         usingMetrics: {
@@ -547,29 +562,38 @@ export class ReadReplicaRouter extends Construct {
         label: 'Proxy pool in use (%)',
         period,
       }),
-      alarmDescription: `The pool of ${this.node.path} is above ${threshold} % of the connections the database allows`,
+      description: `The pool of ${this.node.path} is above ${num(threshold)} % of the connections the database allows`,
       threshold,
+      shownThreshold: num(threshold),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 3,
+      evaluationPeriods: options.evaluationPeriods ?? 3,
+      datapointsToAlarm: options.datapointsToAlarm,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
+    });
   }
 
   /**
-   * Alarms when the readers fall behind: reads may then miss recent writes of other requests.
-   *
-   * @param threshold lag that is too much
-   * @default Duration.seconds(5)
+   * Alarms when the readers fall behind the writer by more than `threshold` (default 5 seconds), 3
+   * one-minute periods in a row: reads may then miss recent writes of other requests. Called again with
+   * the same options, it returns the same alarm.
    */
-  public addReplicaLagAlarm(threshold: Duration = Duration.seconds(5)): cloudwatch.Alarm {
-    const value = this.bound.aurora ? threshold.toMilliseconds() : threshold.toSeconds();
-    return alarmOnce(this, 'ReplicaLagAlarm', 'addReplicaLagAlarm', value, () => this.metricReplicaLag({ period: Duration.minutes(1) }).createAlarm(this, 'ReplicaLagAlarm', {
-      alarmDescription: `Readers of ${this.node.path} lag the writer by more than ${threshold.toHumanString()}`,
+  public addReplicaLagAlarm(options: DurationAlarmOptions = {}): cloudwatch.Alarm {
+    const method = 'addReplicaLagAlarm';
+    // Aurora reports milliseconds, RDS replicas seconds.
+    const { value, shown } = durationIn(options.threshold ?? Duration.seconds(5), this.bound.aurora ? 'ms' : 's');
+    checkThreshold(this, method, value, (v) => v > 0, 'is a duration above 0');
+    return alarmOnce(this, {
+      method,
+      id: 'ReplicaLagAlarm',
+      metric: this.metricReplicaLag({ period: Duration.minutes(1) }),
+      description: `Readers of ${this.node.path} lag the writer by more than ${shown}`,
       threshold: value,
+      shownThreshold: shown,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 3,
+      evaluationPeriods: options.evaluationPeriods ?? 3,
+      datapointsToAlarm: options.datapointsToAlarm,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
+    });
   }
 
   private proxyMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {

@@ -8,6 +8,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { ALWAYS_EXCLUDED, checkDirectory, noFilesError } from './private/code-directory';
+import { propError } from './private/errors';
 import { functionRoleAndLogs } from './private/function-role';
 import { packDirectory, PackResult } from './private/slim-pack';
 
@@ -66,11 +67,11 @@ export class SlimCodeAsset extends Construct {
   constructor(scope: Construct, id: string, props: SlimCodeAssetProps) {
     super(scope, id);
     const exclude = [...ALWAYS_EXCLUDED, ...(props.exclude ?? [])];
-    checkDirectory('SlimCodeAsset', props.directory);
+    checkDirectory(`${this.node.path}: SlimCodeAsset`, props.directory);
     // The packer walks the tree anyway: its counts answer "is anything left to deploy?".
     const packed = pack(props.directory, exclude);
     if (packed.files + packed.symlinks === 0) {
-      throw noFilesError('SlimCodeAsset', props.directory, exclude);
+      throw noFilesError(`${this.node.path}: SlimCodeAsset`, props.directory, exclude);
     }
     this.sha256 = packed.sha256;
     this.archiveBytes = packed.size;
@@ -79,11 +80,11 @@ export class SlimCodeAsset extends Construct {
     const onDisk = packed.unpackedBytes + (packed.files + packed.dirs) * BLOCK_BYTES;
     const needed = Math.max(512, Math.ceil(onDisk * EPHEMERAL_MARGIN / 1024 / 1024));
     if (needed > MAX_EPHEMERAL.toMebibytes()) {
-      throw new Error(`SlimCodeAsset: '${props.directory}' unpacks to ${(onDisk / 2 ** 30).toFixed(2)} GiB; `
+      throw propError(this, `SlimCodeAsset: '${props.directory}' unpacks to ${(onDisk / 2 ** 30).toFixed(2)} GiB; `
         + `with the ${EPHEMERAL_MARGIN}x margin it needs ${needed} MiB of /tmp, over Lambda's 10240 MiB`);
     }
     if (packed.size > MAX_ARCHIVE.toBytes()) {
-      throw new Error(`SlimCodeAsset: the archive of '${props.directory}' is ${(packed.size / 2 ** 30).toFixed(2)} GiB, over 5 GiB`);
+      throw propError(this, `SlimCodeAsset: the archive of '${props.directory}' is ${(packed.size / 2 ** 30).toFixed(2)} GiB, over 5 GiB`);
     }
     this.ephemeralStorageSize = Size.mebibytes(needed);
 

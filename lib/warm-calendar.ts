@@ -1,4 +1,4 @@
-import { TimeZone } from 'aws-cdk-lib';
+import { TimeZone, Token } from 'aws-cdk-lib';
 import { CapacitySchedule } from './provisioned-auto-scaling';
 import { WarmSchedule } from './warmer';
 
@@ -72,6 +72,9 @@ export class WarmCalendar {
     options.periods.forEach((period, i) => {
       checkCount(`periods[${i}].environments`, period.environments);
       const { startHour, endHour } = period;
+      if (Token.isUnresolved(startHour) || Token.isUnresolved(endHour)) {
+        throw new Error(`WarmCalendar: periods[${i}].startHour and endHour must be numbers known at synth: they set the schedules`);
+      }
       if (!Number.isInteger(startHour) || !Number.isInteger(endHour) || startHour < 0 || endHour > 24 || startHour >= endHour) {
         throw new Error(`WarmCalendar: periods[${i}] must have 0 <= startHour < endHour <= 24, got ${period.startHour}-${period.endHour}`);
       }
@@ -143,7 +146,7 @@ export class WarmCalendar {
 }
 
 function checkCount(name: string, value: number) {
-  if (!Number.isInteger(value) || value < 0) {
+  if (!Token.isUnresolved(value) && (!Number.isInteger(value) || value < 0)) {
     throw new Error(`WarmCalendar: ${name} must be an integer >= 0, got ${value}`);
   }
 }

@@ -203,7 +203,7 @@ export class WarmWebDeployment extends Construct {
   /** Whether the pre-traffic step warms each new version (the warmer's own pre-warm is then not needed). */
   public readonly warmsNewVersions: boolean;
 
-  private alarmCount = 0;
+  private readonly rollbackAlarms = new Set<cloudwatch.IAlarm>();
 
   constructor(scope: Construct, id: string, props: WarmWebDeploymentProps) {
     super(scope, id);
@@ -226,17 +226,18 @@ export class WarmWebDeployment extends Construct {
 
   /**
    * Moves all traffic back to the old version when `alarm` fires during a shift. Canary and linear
-   * shifts only; at most 10 alarms, the new version's error alarm included.
+   * shifts only; at most 10 alarms, the new version's error alarm included. Adding an alarm again does nothing.
    */
   public addRollbackAlarm(alarm: cloudwatch.IAlarm): void {
     if (!this.deploymentGroup) {
       throw new Error(`${this.node.path}: rollback alarms need trafficShifting canary or linear; all at once there is no shift to roll back`);
     }
-    if (this.alarmCount >= MAX_ALARMS) {
+    if (this.rollbackAlarms.has(alarm)) return;
+    if (this.rollbackAlarms.size >= MAX_ALARMS) {
       throw new Error(`${this.node.path}: CodeDeploy watches at most ${MAX_ALARMS} alarms per deployment, the new version's error alarm included; `
         + `${alarm.node.path} is one too many`);
     }
-    this.alarmCount += 1;
+    this.rollbackAlarms.add(alarm);
     this.deploymentGroup.addAlarm(alarm);
   }
 

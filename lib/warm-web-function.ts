@@ -6,7 +6,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { alarmOnce } from './private/alarms';
+import { alarmOnce, AlarmSpec, checkThreshold } from './private/alarms';
+import { num, propError } from './private/errors';
 import { functionRoleAndLogs } from './private/function-role';
 import { ensureS3GatewayEndpoint } from './private/subnets';
 import { ProvisionedAutoScaling, ProvisionedConcurrencyOptions } from './provisioned-auto-scaling';
@@ -14,6 +15,7 @@ import { ReadReplicaRouter } from './read-replica-router';
 import { shimFor, shimLayer } from './shim-layer';
 import { monthlyCost } from './strategy-cost';
 import { WarmWebDeployment, WebDeploymentOptions } from './warm-web-deployment';
+import { CountAlarmOptions, RatioAlarmOptions } from './warm-web-monitoring';
 import { Warmer, WarmingOptions } from './warmer';
 import { WebApp, WebAppLanguage } from './web-app';
 import { WebCache } from './web-cache';
@@ -308,7 +310,11 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
 
   public readonly grantPrincipal: iam.IPrincipal;
 
-  private readonly warmed: boolean;
+  /** @internal */
+  public readonly _warmed: boolean;
+
+  /** @internal */
+  public readonly _initWarningThreshold: Duration;
 
   constructor(scope: Construct, id: string, props: WarmWebFunctionProps) {
     super(scope, id);
@@ -317,14 +323,14 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     const timeout = props.timeout ?? Duration.seconds(30);
     const memorySize = props.memorySize ?? 1024;
     const endpoint = props.endpoint ?? WebEndpoint.functionUrl();
-    validateRuntime(props.app, runtime);
-    validateTimeout(timeout);
-    validateMemorySize(memorySize);
-    validateEnvironment(props.environment ?? {}, Object.keys({ ...props.database?.environment, ...props.cache?.environment }));
-    validateStrategy(props, runtime);
+    validateRuntime(this, props.app, runtime);
+    validateTimeout(this, timeout);
+    validateMemorySize(this, memorySize);
+    validateEnvironment(this, props.environment ?? {}, Object.keys({ ...props.database?.environment, ...props.cache?.environment }));
+    validateStrategy(this, props, runtime);
     if (props.reservedConcurrentExecutions !== undefined && !Token.isUnresolved(props.reservedConcurrentExecutions)
       && (!Number.isInteger(props.reservedConcurrentExecutions) || props.reservedConcurrentExecutions < 1)) {
-      throw new Error(`reservedConcurrentExecutions must be an integer >= 1, got ${props.reservedConcurrentExecutions}`);
+      throw propError(this, `reservedConcurrentExecutions must be an integer >= 1, got ${props.reservedConcurrentExecutions}`);
     }
     if (endpoint.maxTimeout && !timeout.isUnresolved() && timeout.toSeconds() > endpoint.maxTimeout.toSeconds()) {
       Annotations.of(this).addWarningV2('cdk-warm-web:timeoutBeyondEndpoint',
@@ -335,7 +341,7 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     const vpc = props.vpc ?? props.database?.vpc ?? props.cache?.vpc;
     for (const [prop, other] of [['database', props.database?.vpc], ['cache', props.cache?.vpc]] as const) {
       if (other && vpc && other !== vpc) {
-        throw new Error(`${prop}: it is in VPC ${other.node.path}, but the function is in ${vpc.node.path}`);
+        throw propError(this, `${prop}: it is in VPC ${other.node.path}, but the function is in ${vpc.node.path}`);
       }
     }
     const shim = shimFor(props.app.language);
@@ -349,7 +355,7 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     this.grantPrincipal = role;
 
     const code = props.code.bind(this, { handler: shim.handler, shimDirectory: shim.directory, architecture, role, runtime });
-    const ephemeralStorageSize = validateCode(props, code);
+    const ephemeralStorageSize = validateCode(this, props, code);
     if (vpc && code.environment?.WARM_WEB_SLIM_BUCKET) {
       ensureS3GatewayEndpoint(vpc);
     }
@@ -406,9 +412,10 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
       this.deployment = new WarmWebDeployment(this, 'Deployment', { ...props.deployment, alias: this.alias, app: props.app, timeout, environment: props.environment, warming: props.warming });
     }
 
-    this.warmed = props.warming !== undefined;
+    this._warmed = props.warming !== undefined;
+    this._initWarningThreshold = props.initWarningThreshold ?? Duration.seconds(8);
     if (props.warming) {
-      validateWarming(props.warming, props.reservedConcurrentExecutions);
+      validateWarming(this, props.warming, props.reservedConcurrentExecutions);
       // The deployment's pre-traffic step warms each new version before traffic; the warmer need not after.
       const warming = this.deployment?.warmsNewVersions ? { ...props.warming, prewarmOnDeploy: false } : props.warming;
       Warmer.of(this).addTarget(Names.nodeUniqueId(this.node), this.alias, warming);
@@ -451,13 +458,20 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
   }
 
   /**
-   * An alarm that fires when the warmer kept fewer than the wanted environments warm for 15 minutes,
-   * or stopped reporting (missing data counts as breaching).
+   * An alarm that fires when the warmer kept fewer than the wanted environments warm (coverage below
+   * `threshold`, default 1) for 3 five-minute periods, or stopped reporting (missing data counts as
+   * breaching). Called again with the same options, it returns the same alarm.
    */
-  public addWarmCoverageAlarm(): cloudwatch.Alarm {
-    return this.warmingAlarm('addWarmCoverageAlarm', 'WarmCoverageAlarm', this.metricWarmCoverage({ period: Duration.minutes(5) }), {
-      alarmDescription: `Fewer warm environments than wanted for ${this.node.path}, or the warmer stopped`,
-      threshold: 1,
+  public addWarmCoverageAlarm(options: RatioAlarmOptions = {}): cloudwatch.Alarm {
+    const method = 'addWarmCoverageAlarm';
+    const threshold = checkThreshold(this, method, options.threshold ?? 1, (v) => v > 0 && v <= 1, 'is a ratio above 0 and at most 1');
+    return this.warmingAlarm(method, options, {
+      id: 'WarmCoverageAlarm',
+      metric: this.metricWarmCoverage({ period: Duration.minutes(5) }),
+      description: options.threshold === undefined
+        ? `Fewer warm environments than wanted for ${this.node.path}, or the warmer stopped`
+        : `Fewer warm environments than ${num(threshold)} of those wanted for ${this.node.path}, or the warmer stopped`,
+      threshold,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
@@ -475,13 +489,18 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
   }
 
   /**
-   * An alarm that fires when warm pings were throttled in 2 of 3 five-minute periods: warming cannot
-   * reach the environments it wants.
+   * An alarm that fires when at least `threshold` (default 1) warm pings per five minutes were throttled,
+   * in 2 of 3 periods: warming cannot reach the environments it wants. Called again with the same
+   * options, it returns the same alarm.
    */
-  public addWarmThrottleAlarm(): cloudwatch.Alarm {
-    return this.warmingAlarm('addWarmThrottleAlarm', 'WarmThrottleAlarm', this.metricWarmPingThrottles({ period: Duration.minutes(5) }), {
-      alarmDescription: `Warm pings of ${this.node.path} throttled: too little concurrency for warming`,
-      threshold: 1,
+  public addWarmThrottleAlarm(options: CountAlarmOptions = {}): cloudwatch.Alarm {
+    const method = 'addWarmThrottleAlarm';
+    const threshold = checkThreshold(this, method, options.threshold ?? 1, (v) => v >= 1, 'is a count >= 1');
+    return this.warmingAlarm(method, options, {
+      id: 'WarmThrottleAlarm',
+      metric: this.metricWarmPingThrottles({ period: Duration.minutes(5) }),
+      description: `Warm pings of ${this.node.path} throttled: too little concurrency for warming`,
+      threshold,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
@@ -489,11 +508,17 @@ export class WarmWebFunction extends Construct implements iam.IGrantable {
     });
   }
 
-  private warmingAlarm(method: string, id: string, metric: cloudwatch.Metric, options: cloudwatch.CreateAlarmOptions): cloudwatch.Alarm {
-    if (!this.warmed) {
+  private warmingAlarm(method: string, options: CountAlarmOptions, defaults: Omit<AlarmSpec, 'method' | 'shownThreshold'>): cloudwatch.Alarm {
+    if (!this._warmed) {
       throw new Error(`${method}: ${this.node.path} has no warming configured`);
     }
-    return alarmOnce(this, id, method, options.threshold, () => metric.createAlarm(this, id, options));
+    return alarmOnce(this, {
+      ...defaults,
+      method,
+      shownThreshold: num(defaults.threshold),
+      evaluationPeriods: options.evaluationPeriods ?? defaults.evaluationPeriods,
+      datapointsToAlarm: options.datapointsToAlarm ?? defaults.datapointsToAlarm,
+    });
   }
 
   private shimMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
@@ -513,49 +538,49 @@ function mostWarmed(warming: WarmingOptions): number {
   return Math.max(...asked.filter((n) => !Token.isUnresolved(n)), 0);
 }
 
-function validateWarming(warming: WarmingOptions, reserved?: number) {
+function validateWarming(scope: Construct, warming: WarmingOptions, reserved?: number) {
   const wanted = mostWarmed(warming);
   if (reserved !== undefined && !Token.isUnresolved(reserved) && wanted > reserved) {
-    throw new Error(`warming asks for ${wanted} environments but reservedConcurrentExecutions is ${reserved}: the pings would be throttled`);
+    throw propError(scope, `warming asks for ${wanted} environments but reservedConcurrentExecutions is ${reserved}: the pings would be throttled`);
   }
 }
 
-function validateStrategy(props: WarmWebFunctionProps, runtime: lambda.Runtime) {
+function validateStrategy(scope: Construct, props: WarmWebFunctionProps, runtime: lambda.Runtime) {
   if (props.snapStart) {
     const python = /^python3\.(\d+)$/.exec(runtime.name);
     if (!python) {
-      throw new Error(`snapStart: Lambda offers SnapStart for Python (3.12+) and Java, not for ${runtime.name}`);
+      throw propError(scope, `snapStart: Lambda offers SnapStart for Python (3.12+) and Java, not for ${runtime.name}`);
     }
     if (Number(python[1]) < 12) {
-      throw new Error(`snapStart: SnapStart for Python needs Python 3.12 or newer, got ${runtime.name}`);
+      throw propError(scope, `snapStart: SnapStart for Python needs Python 3.12 or newer, got ${runtime.name}`);
     }
     if (props.provisionedConcurrency) {
-      throw new Error('snapStart: Lambda does not support SnapStart and provisioned concurrency on the same version; choose one');
+      throw propError(scope, 'snapStart: Lambda does not support SnapStart and provisioned concurrency on the same version; choose one');
     }
   }
   if (props.asyncInit && props.app.language !== WebAppLanguage.PYTHON) {
-    throw new Error(`asyncInit: only the Python shim can finish booting in the first invoke; ${props.app.spec} is a Node app`);
+    throw propError(scope, `asyncInit: only the Python shim can finish booting in the first invoke; ${props.app.spec} is a Node app`);
   }
   if (props.asyncInit && (props.snapStart || props.provisionedConcurrency)) {
-    throw new Error(`asyncInit: ${props.snapStart ? 'SnapStart' : 'provisioned concurrency'} must snapshot or keep a fully booted app; asyncInit is for on-demand functions only`);
+    throw propError(scope, `asyncInit: ${props.snapStart ? 'SnapStart' : 'provisioned concurrency'} must snapshot or keep a fully booted app; asyncInit is for on-demand functions only`);
   }
   if (props.prime) {
     if (props.app.kind === 'handler') {
-      throw new Error(`prime: ${props.app.spec} is a plain handler; priming requests need a web app (wsgi, asgi or listener)`);
+      throw propError(scope, `prime: ${props.app.spec} is a plain handler; priming requests need a web app (wsgi, asgi or listener)`);
     }
     const bad = props.prime.find((p) => !p.startsWith('/'));
     if (bad !== undefined) {
-      throw new Error(`prime: paths must start with '/', got '${bad}'`);
+      throw propError(scope, `prime: paths must start with '/', got '${bad}'`);
     }
   }
   const basePath = props.basePath;
   if (basePath !== undefined && !Token.isUnresolved(basePath)
     && (!basePath.startsWith('/') || basePath.endsWith('/') || /\/\/|[?#]/.test(basePath))) {
-    throw new Error(`WarmWebFunction basePath must start with '/', not end with '/' and hold no '//', '?' or '#' (for example '/api'), got '${basePath}'`);
+    throw propError(scope, `WarmWebFunction basePath must start with '/', not end with '/' and hold no '//', '?' or '#' (for example '/api'), got '${basePath}'`);
   }
   const threshold = props.initWarningThreshold;
   if (threshold && !threshold.isUnresolved() && (threshold.toMilliseconds() < 100 || threshold.toSeconds() > 10)) {
-    throw new Error(`initWarningThreshold must be between 100 milliseconds and 10 seconds, got ${threshold.toHumanString()}`);
+    throw propError(scope, `initWarningThreshold must be between 100 milliseconds and 10 seconds, got ${threshold.toHumanString()}`);
   }
 }
 
@@ -604,18 +629,18 @@ function describeStrategy(scope: Construct, props: WarmWebFunctionProps, memoryM
 }
 
 /** Checks what the code needs against the props; returns the /tmp size to give the function. */
-function validateCode(props: WarmWebFunctionProps, code: WebCodeConfig): Size | undefined {
+function validateCode(scope: Construct, props: WarmWebFunctionProps, code: WebCodeConfig): Size | undefined {
   if (code.image && props.snapStart) {
-    throw new Error('snapStart: Lambda does not support SnapStart for container images; use WebCode.fromDirectory or fromSlimAsset');
+    throw propError(scope, 'snapStart: Lambda does not support SnapStart for container images; use WebCode.fromDirectory or fromSlimAsset');
   }
   const needed = code.ephemeralStorageSize;
   const given = props.ephemeralStorageSize;
   if (needed && given && !given.isUnresolved() && given.toMebibytes() < needed.toMebibytes()) {
-    throw new Error(`ephemeralStorageSize is ${given.toMebibytes()} MiB but the slim code needs ${needed.toMebibytes()} MiB of /tmp to unpack`);
+    throw propError(scope, `ephemeralStorageSize is ${given.toMebibytes()} MiB but the slim code needs ${needed.toMebibytes()} MiB of /tmp to unpack`);
   }
   const size = given ?? needed;
   if (props.snapStart && size && !size.isUnresolved() && size.toMebibytes() > 512) {
-    throw new Error(`snapStart: SnapStart needs ephemeral storage of at most 512 MiB, got ${size.toMebibytes()} MiB`
+    throw propError(scope, `snapStart: SnapStart needs ephemeral storage of at most 512 MiB, got ${size.toMebibytes()} MiB`
       + (needed && !given ? ' (sized for the slim code)' : ''));
   }
   return size;
@@ -625,39 +650,39 @@ function positiveInteger(value?: number): number | undefined {
   return value !== undefined && (Token.isUnresolved(value) || (Number.isInteger(value) && value > 0)) ? value : undefined;
 }
 
-function validateRuntime(app: WebApp, runtime: lambda.Runtime) {
+function validateRuntime(scope: Construct, app: WebApp, runtime: lambda.Runtime) {
   const python = /^python3\.(\d+)$/.exec(runtime.name);
   const node = /^nodejs(\d+)\.x$/.exec(runtime.name);
   if (app.language === WebAppLanguage.PYTHON && !(python && Number(python[1]) >= MIN_PYTHON_MINOR)) {
-    throw new Error(`runtime ${runtime.name} cannot run the Python app '${app.spec}'; use Python 3.${MIN_PYTHON_MINOR} or newer (e.g. lambda.Runtime.PYTHON_3_14)`);
+    throw propError(scope, `runtime ${runtime.name} cannot run the Python app '${app.spec}'; use Python 3.${MIN_PYTHON_MINOR} or newer (e.g. lambda.Runtime.PYTHON_3_14)`);
   }
   if (app.language === WebAppLanguage.NODE && !(node && Number(node[1]) >= MIN_NODE_MAJOR)) {
-    throw new Error(`runtime ${runtime.name} cannot run the Node app '${app.spec}'; use Node.js ${MIN_NODE_MAJOR} or newer (e.g. lambda.Runtime.NODEJS_24_X)`);
+    throw propError(scope, `runtime ${runtime.name} cannot run the Node app '${app.spec}'; use Node.js ${MIN_NODE_MAJOR} or newer (e.g. lambda.Runtime.NODEJS_24_X)`);
   }
 }
 
-function validateTimeout(timeout: Duration) {
+function validateTimeout(scope: Construct, timeout: Duration) {
   if (timeout.isUnresolved()) return;
   const seconds = timeout.toSeconds();
   if (seconds < 1 || seconds > 900) {
-    throw new Error(`timeout must be between 1 second and 15 minutes, got ${timeout.toHumanString()}`);
+    throw propError(scope, `timeout must be between 1 second and 15 minutes, got ${timeout.toHumanString()}`);
   }
 }
 
-function validateMemorySize(memorySize: number) {
+function validateMemorySize(scope: Construct, memorySize: number) {
   if (Token.isUnresolved(memorySize)) return;
   if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10240) {
-    throw new Error(`memorySize must be an integer between 128 and 10240 (MB), got ${memorySize}`);
+    throw propError(scope, `memorySize must be an integer between 128 and 10240 (MB), got ${memorySize}`);
   }
 }
 
-function validateEnvironment(environment: Record<string, string>, contract: string[]) {
+function validateEnvironment(scope: Construct, environment: Record<string, string>, contract: string[]) {
   const reserved = Object.keys(environment).filter((name) => name.startsWith('WARM_WEB_'));
   if (reserved.length > 0) {
-    throw new Error(`environment: ${reserved.join(', ')} ${reserved.length === 1 ? 'is' : 'are'} reserved for the cdk-warm-web runtime shim (names starting with WARM_WEB_)`);
+    throw propError(scope, `environment: ${reserved.join(', ')} ${reserved.length === 1 ? 'is' : 'are'} reserved for the cdk-warm-web runtime shim (names starting with WARM_WEB_)`);
   }
   const clash = Object.keys(environment).filter((name) => contract.includes(name));
   if (clash.length > 0) {
-    throw new Error(`environment: ${clash.join(', ')} ${clash.length === 1 ? 'is' : 'are'} set by database or cache (their env contract)`);
+    throw propError(scope, `environment: ${clash.join(', ')} ${clash.length === 1 ? 'is' : 'are'} set by database or cache (their env contract)`);
   }
 }

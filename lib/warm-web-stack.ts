@@ -8,10 +8,38 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DELETION_PROTECTION_CONTEXT } from './private/deletion-protection';
+import { propError } from './private/errors';
 import { ensureS3GatewayEndpoint } from './private/subnets';
 import { ReadReplicaRouter, ReadReplicaRouterOptions } from './read-replica-router';
 import { WarmWebFunction, WarmWebFunctionOptions } from './warm-web-function';
+import { CacheMonitoringOptions, FunctionMonitoringOptions, RouterMonitoringOptions, WarmWebMonitoring } from './warm-web-monitoring';
 import { WebCache, WebCacheOptions } from './web-cache';
+
+/**
+ * The thresholds of a `WarmWebStack`'s alarms.
+ */
+export interface WarmWebStackMonitoringOptions {
+  /**
+   * For every web function of the stack (`web` and each `addWebFunction`).
+   *
+   * @default - the defaults of `FunctionMonitoringOptions`
+   */
+  readonly functions?: FunctionMonitoringOptions;
+
+  /**
+   * For the database router.
+   *
+   * @default - the defaults of `RouterMonitoringOptions`
+   */
+  readonly database?: RouterMonitoringOptions;
+
+  /**
+   * For the cache.
+   *
+   * @default - the defaults of `CacheMonitoringOptions`
+   */
+  readonly cache?: CacheMonitoringOptions;
+}
 
 /**
  * Properties of a `WarmWebStack`.
@@ -63,11 +91,19 @@ export interface WarmWebStackProps extends StackProps {
 
   /**
    * Cold starts of one web function in 5 minutes that, three periods in a row, raise an alarm: traffic
-   * is outgrowing the warm and provisioned environments.
+   * is outgrowing the warm and provisioned environments. The same as
+   * `monitoring: { functions: { coldStartsAlarm: { threshold } } }`; give one of them.
    *
    * @default 10
    */
   readonly coldStartAlarmThreshold?: number;
+
+  /**
+   * Thresholds of the alarms (and titles of the dashboard rows), per kind of construct.
+   *
+   * @default - the defaults of `WarmWebMonitoring`
+   */
+  readonly monitoring?: WarmWebStackMonitoringOptions;
 }
 
 /**
@@ -103,13 +139,16 @@ export class WarmWebStack extends Stack {
   /** The dashboard of the stack: one row per web function, one for the data tier. */
   public readonly dashboard: cloudwatch.Dashboard;
 
+  /** What makes the dashboard and the alarms: add your own alarms with `monitoring.addAlarm`. */
+  public readonly monitoring: WarmWebMonitoring;
+
   /** Where the alarms notify. */
   public readonly alarmTopic: sns.ITopic;
 
   /** Every alarm of the stack. */
-  public readonly alarms: cloudwatch.IAlarm[] = [];
+  public readonly alarms: cloudwatch.IAlarm[];
 
-  private readonly coldStartAlarmThreshold: number;
+  private readonly functionMonitoring: FunctionMonitoringOptions;
 
   constructor(scope: Construct, id: string, props: WarmWebStackProps) {
     const deletionProtection = props.deletionProtection ?? true;
@@ -120,12 +159,21 @@ export class WarmWebStack extends Stack {
     }
     const natGateways = props.natGateways ?? 0;
     if (!Token.isUnresolved(natGateways) && (!Number.isInteger(natGateways) || natGateways < 0 || natGateways > 2)) {
-      throw new Error(`natGateways must be 0, 1 or 2 (one per AZ at most), got ${natGateways}`);
+      throw propError(this, `natGateways must be 0, 1 or 2 (one per AZ at most), got ${natGateways}`);
     }
-    this.coldStartAlarmThreshold = props.coldStartAlarmThreshold ?? 10;
-    if (!Token.isUnresolved(this.coldStartAlarmThreshold) && !(this.coldStartAlarmThreshold >= 1)) {
-      throw new Error(`coldStartAlarmThreshold must be at least 1, got ${this.coldStartAlarmThreshold}`);
+    if (Token.isUnresolved(natGateways)) {
+      throw propError(this, 'natGateways must be a number known at synth: it sets which subnets the VPC has');
     }
+    const coldStarts = props.coldStartAlarmThreshold;
+    if (coldStarts !== undefined && !Token.isUnresolved(coldStarts) && !(coldStarts >= 1)) {
+      throw propError(this, `coldStartAlarmThreshold must be at least 1, got ${coldStarts}`);
+    }
+    const functionMonitoring = props.monitoring?.functions ?? {};
+    if (coldStarts !== undefined && functionMonitoring.coldStartsAlarm) {
+      throw propError(this, 'coldStartAlarmThreshold: give it or monitoring.functions.coldStartsAlarm, not both');
+    }
+    this.functionMonitoring = coldStarts === undefined ? functionMonitoring
+      : { ...functionMonitoring, coldStartsAlarm: { threshold: coldStarts } };
 
     if (props.database || props.cache) {
       this.vpc = newVpc(this, natGateways);
@@ -139,7 +187,7 @@ export class WarmWebStack extends Stack {
         new CfnOutput(this, 'CacheEndpoint', { value: `${this.cache.endpointAddress}:${this.cache.endpointPort}`, description: 'Valkey, TLS only' });
       }
     } else if (natGateways > 0) {
-      throw new Error(`natGateways is ${props.natGateways}, but without a database or cache the stack has no VPC`);
+      throw propError(this, `natGateways is ${natGateways}, but without a database or cache the stack has no VPC`);
     }
 
     this.alarmTopic = props.alarmTopic ?? newAlarmTopic(this);
@@ -151,8 +199,15 @@ export class WarmWebStack extends Stack {
       value: `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${this.dashboard.dashboardName}`,
     });
 
+    this.monitoring = new WarmWebMonitoring(this, 'Monitoring', {
+      dashboard: this.dashboard,
+      alarmActions: [new actions.SnsAction(this.alarmTopic)],
+    });
+    this.alarms = this.monitoring.alarms;
+
     this.web = this.addWebFunction('Web', props.web);
-    this.monitorDataTier();
+    if (this.database) this.monitoring.addRouter(this.database, { title: DATA_TIER, ...props.monitoring?.database });
+    if (this.cache) this.monitoring.addCache(this.cache, { title: DATA_TIER, ...props.monitoring?.cache });
   }
 
   /**
@@ -164,154 +219,12 @@ export class WarmWebStack extends Stack {
    */
   public addWebFunction(id: string, options: WarmWebFunctionOptions): WarmWebFunction {
     const fn = new WarmWebFunction(this, id, { ...options, database: this.database, cache: this.cache, vpc: this.vpc });
-    this.monitorFunction(fn, options);
+    this.monitoring.addFunction(fn, this.functionMonitoring);
     return fn;
   }
-
-  private monitorFunction(fn: WarmWebFunction, options: WarmWebFunctionOptions) {
-    const period = Duration.minutes(5);
-    const alias = fn.alias;
-    const timeout = options.timeout ?? Duration.seconds(30);
-    const initWarning = options.initWarningThreshold ?? Duration.seconds(8);
-    const name = fn.node.id;
-
-    const widgets: cloudwatch.IWidget[] = [
-      new cloudwatch.GraphWidget({
-        title: `${name}: requests, errors, throttles`,
-        left: [alias.metricInvocations({ period }), alias.metricErrors({ period }), alias.metricThrottles({ period })],
-        width: 6,
-      }),
-      new cloudwatch.GraphWidget({
-        title: `${name}: duration`,
-        left: [alias.metricDuration({ period, statistic: 'p50' }), alias.metricDuration({ period, statistic: 'p99' })],
-        width: 6,
-      }),
-      new cloudwatch.GraphWidget({
-        title: `${name}: cold starts and INIT (p99)`,
-        left: [fn.metricColdStarts({ period })],
-        right: [fn.metricInitDuration({ period })],
-        width: 6,
-      }),
-    ];
-
-    const errorRate = new cloudwatch.Alarm(fn, 'ErrorRateAlarm', {
-      metric: new cloudwatch.MathExpression({
-        expression: '100 * errors / invocations',
-        usingMetrics: { errors: alias.metricErrors({ period }), invocations: alias.metricInvocations({ period }) },
-        label: 'Error rate (%)',
-        period,
-      }),
-      alarmDescription: `More than 1 % of invokes of ${fn.node.path} failed, 15 minutes in a row`,
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 3,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    this.alarm(errorRate);
-    // A traffic shift rolls back when the function fails or slows (cold starts are expected of a new version).
-    const rollback = [errorRate];
-    this.alarm(alias.metricThrottles({ period }).createAlarm(fn, 'ThrottlesAlarm', {
-      alarmDescription: `Requests to ${fn.node.path} were throttled (clients got 429/503)`,
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
-    if (!timeout.isUnresolved()) {
-      const duration = alias.metricDuration({ period, statistic: 'p99' }).createAlarm(fn, 'DurationAlarm', {
-        alarmDescription: `p99 duration of ${fn.node.path} is above 80 % of its ${timeout.toHumanString()} timeout`,
-        threshold: timeout.toMilliseconds() * 0.8,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 3,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      this.alarm(duration);
-      rollback.push(duration);
-    }
-    if (fn.deployment?.deploymentGroup) rollback.forEach((alarm) => fn.deployment!.addRollbackAlarm(alarm));
-    this.alarm(fn.metricColdStarts({ period }).createAlarm(fn, 'ColdStartsAlarm', {
-      alarmDescription: `More than ${this.coldStartAlarmThreshold} cold starts of ${fn.node.path} per 5 minutes, `
-        + '15 minutes in a row: traffic outgrows the warm and provisioned environments',
-      threshold: this.coldStartAlarmThreshold,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 3,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }));
-    if (!initWarning.isUnresolved()) {
-      this.alarm(fn.metricInitDuration({ period }).createAlarm(fn, 'InitDurationAlarm', {
-        alarmDescription: `p99 INIT of ${fn.node.path} is above ${initWarning.toHumanString()}: near the 10 s INIT limit`,
-        threshold: initWarning.toMilliseconds(),
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }));
-    }
-
-    if (options.warming) {
-      widgets.push(new cloudwatch.GraphWidget({
-        title: `${name}: warm coverage (1 = all wanted environments warm)`,
-        left: [fn.metricWarmCoverage({ period })],
-        leftYAxis: { min: 0, max: 1 },
-        width: 6,
-      }));
-      this.alarm(fn.addWarmCoverageAlarm());
-      this.alarm(fn.addWarmThrottleAlarm());
-    }
-    const pc = fn.provisionedAutoScaling;
-    if (pc) {
-      widgets.push(new cloudwatch.GraphWidget({
-        title: `${name}: provisioned concurrency`,
-        left: [pc.metricSpilloverInvocations({ period })],
-        right: [pc.metricUtilization()],
-        rightYAxis: { min: 0, max: 1 },
-        width: 6,
-      }));
-      // With a warmer on top, spill-over is the plan: pings and bursts land on warmed on-demand
-      // environments, and the cold-start alarm watches what matters.
-      if (!options.warming) this.alarm(pc.addSpilloverAlarm());
-      this.alarm(pc.addUtilizationAlarm());
-    }
-    this.addRow(`Web function ${fn.node.path}`, widgets);
-  }
-
-  private monitorDataTier() {
-    const period = Duration.minutes(5);
-    const widgets: cloudwatch.IWidget[] = [];
-    const db = this.database;
-    if (db) {
-      const connections: cloudwatch.IMetric[] = [db.metricDatabaseConnections({ period, label: 'Database connections' })];
-      if (db.proxy) {
-        connections.push(db.metricClientConnections({ period, label: 'Client connections (proxy)' }));
-        connections.push(db.metricSessionPinned({ period, label: 'Pinned sessions' }));
-        this.alarm(db.addSessionPinningAlarm());
-        this.alarm(db.addConnectionSaturationAlarm());
-      }
-      widgets.push(new cloudwatch.GraphWidget({ title: 'Database connections', left: connections, width: 8 }));
-      widgets.push(new cloudwatch.GraphWidget({ title: 'Replica lag', left: [db.metricReplicaLag({ period: Duration.minutes(1) })], width: 8 }));
-      this.alarm(db.addReplicaLagAlarm());
-    }
-    if (this.cache) {
-      widgets.push(new cloudwatch.GraphWidget({
-        title: 'Cache hit rate (%)',
-        left: [this.cache.metricHitRate(period)],
-        leftYAxis: { min: 0, max: 100 },
-        width: 8,
-      }));
-      this.alarm(this.cache.addHitRateAlarm());
-    }
-    if (widgets.length > 0) this.addRow('Data tier', widgets);
-  }
-
-  private addRow(title: string, widgets: cloudwatch.IWidget[]) {
-    this.dashboard.addWidgets(new cloudwatch.TextWidget({ markdown: `## ${title}`, width: 24, height: 1 }));
-    this.dashboard.addWidgets(...widgets);
-  }
-
-  private alarm(alarm: cloudwatch.Alarm) {
-    alarm.addAlarmAction(new actions.SnsAction(this.alarmTopic));
-    this.alarms.push(alarm);
-  }
 }
+
+const DATA_TIER = 'Data tier';
 
 const VPC_CIDR = '10.0.0.0/16';
 

@@ -5,6 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
+import { propError } from './private/errors';
 import { functionRoleAndLogs } from './private/function-role';
 
 const MAX_CONCURRENCY = 1000;
@@ -231,14 +232,16 @@ export class Warmer extends Construct {
    */
   public addTarget(id: string, alias: lambda.Alias, options: WarmingOptions = {}): void {
     const holdTime = options.holdTime ?? Duration.millis(250);
+    // The errors name the warmed function (the alias's parent), whose `warming` is wrong.
+    const owner = alias.node.scope ?? alias;
     if (!holdTime.isUnresolved() && (holdTime.toMilliseconds() < 10 || holdTime.toMilliseconds() > 10_000)) {
-      throw new Error(`warming.holdTime must be between 10 milliseconds and 10 seconds, got ${holdTime.toHumanString()}`);
+      throw propError(owner, `warming.holdTime must be between 10 milliseconds and 10 seconds, got ${holdTime.toHumanString()}`);
     }
     if (options.schedules && options.concurrency !== undefined) {
-      throw new Error('warming: give either concurrency (for the default schedule) or schedules (each with its concurrency), not both');
+      throw propError(owner, 'warming: give either concurrency (for the default schedule) or schedules (each with its concurrency), not both');
     }
     if (options.schedules?.length === 0) {
-      throw new Error('warming.schedules must not be empty; omit it for the default schedule');
+      throw propError(owner, 'warming.schedules must not be empty; omit it for the default schedule');
     }
     const schedules = options.schedules ?? [WarmSchedule.every(Duration.minutes(5), options.concurrency ?? 1)];
     const holdMs = holdTime.toMilliseconds();

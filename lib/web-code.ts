@@ -8,6 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { findCompiler, PYODIDE, PYODIDE_RELEASES, stageWithBytecode, StagedTree } from './private/bytecode';
 import { ALWAYS_EXCLUDED, BYTECODE, measureDirectory } from './private/code-directory';
+import { propError } from './private/errors';
 import { SlimCodeAsset } from './slim-code-asset';
 
 /** Lambda's limit on the unzipped size of a function's code and layers. */
@@ -226,7 +227,7 @@ class DirectoryCode extends WebCode {
     this.exclude = [...ALWAYS_EXCLUDED, ...(options.pythonBytecode === false ? [] : BYTECODE), ...(options.exclude ?? [])];
     this.bytes = measureDirectory('WebCode.fromDirectory', directory, this.exclude).bytes;
     if (this.bytes > UNZIPPED_LIMIT.toBytes()) {
-      throw overLimit(directory, this.bytes, '');
+      throw new Error(overLimit(directory, this.bytes, ''));
     }
   }
 
@@ -237,16 +238,16 @@ class DirectoryCode extends WebCode {
       return { code: lambda.Code.fromAsset(this.directory, { exclude: this.exclude }) };
     }
     if (this.bytes + staged.pycBytes > UNZIPPED_LIMIT.toBytes()) {
-      throw overLimit(this.directory, this.bytes + staged.pycBytes, ' with its bytecode (pythonBytecode: false ships it without)');
+      throw propError(scope, overLimit(this.directory, this.bytes + staged.pycBytes, ' with its bytecode (pythonBytecode: false ships it without)'));
     }
     return { code: lambda.Code.fromAsset(staged.directory, { assetHash: staged.hash }) };
   }
 }
 
-function overLimit(directory: string, bytes: number, what: string): Error {
+function overLimit(directory: string, bytes: number, what: string): string {
   const mb = (bytes / 1024 / 1024).toFixed(1);
-  return new Error(`WebCode.fromDirectory: '${directory}' holds ${mb} MiB${what}, over Lambda's 250 MiB unzipped limit; `
-    + 'use WebCode.fromSlimAsset (up to 10 GB, loaded during INIT) or WebCode.fromImageAsset');
+  return `WebCode.fromDirectory: '${directory}' holds ${mb} MiB${what}, over Lambda's 250 MiB unzipped limit; `
+    + 'use WebCode.fromSlimAsset (up to 10 GB, loaded during INIT) or WebCode.fromImageAsset';
 }
 
 class SlimCode extends WebCode {
@@ -256,7 +257,7 @@ class SlimCode extends WebCode {
 
   public bind(scope: Construct, options: WebCodeBindOptions): WebCodeConfig {
     // What SlimCodeAsset would find, before anything is staged: a missing or empty directory is named.
-    measureDirectory('SlimCodeAsset', this.directory, [...ALWAYS_EXCLUDED, ...(this.options.exclude ?? [])]);
+    measureDirectory(`${scope.node.path}/SlimCode: SlimCodeAsset`, this.directory, [...ALWAYS_EXCLUDED, ...(this.options.exclude ?? [])]);
     const exclude = [...ALWAYS_EXCLUDED, ...BYTECODE, ...(this.options.exclude ?? [])];
     // The archive is packed from the staged copy: its bytecode is what the function's Python reads.
     const staged = this.options.pythonBytecode === false ? undefined

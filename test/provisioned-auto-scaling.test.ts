@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, Duration, Stack, TimeZone } from 'aws-cdk-lib';
+import { App, Duration, Lazy, Stack, TimeZone } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -97,7 +97,7 @@ describe('ProvisionedAutoScaling', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ProvisionedConcurrencyUtilization', Statistic: 'Maximum', Threshold: 0.9, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 3,
     });
-    expect(() => fn.provisionedAutoScaling!.addUtilizationAlarm(1.5)).toThrow(/threshold must be in \(0, 1\], got 1.5/);
+    expect(() => fn.provisionedAutoScaling!.addUtilizationAlarm({ threshold: 1.5 })).toThrow(/threshold must be in \(0, 1\], got 1.5/);
   });
 
   test('warns when a warmer pays for environments provisioned concurrency already keeps ready', () => {
@@ -167,5 +167,26 @@ describe('ProvisionedAutoScaling validation', () => {
     const alias = new lambda.Alias(stack, 'A', { aliasName: 'live', version: fn.latestVersion });
     expect(() => new ProvisionedAutoScaling(stack, 'Pc', { alias, minCapacity: 1, maxCapacity: 2 }))
       .toThrow(/provisioned concurrency needs a published version; alias live points at \$LATEST/);
+  });
+});
+
+describe('ProvisionedAutoScaling errors name the construct; tokens are not numbers', () => {
+  test('a validation error starts with the construct\'s path', () => {
+    expect(() => withPc({ minCapacity: -1, maxCapacity: 2 })).toThrow(/^TestStack\/Web\/ProvisionedConcurrency: provisionedConcurrency.minCapacity must be/);
+  });
+
+  test('tokenised capacities and thresholds pass, and never show as numbers', () => {
+    // (A tokenised minCapacity is refused by aws-cdk-lib's Alias, which compares it as a number.)
+    const { stack, fn } = withPc({
+      minCapacity: 1, maxCapacity: Lazy.number({ produce: () => 4 }), utilizationTarget: Lazy.number({ produce: () => 0.5 }),
+    });
+    fn.provisionedAutoScaling!.addUtilizationAlarm({ threshold: Lazy.number({ produce: () => 0.8 }) });
+    fn.provisionedAutoScaling!.addSpilloverAlarm({ threshold: Lazy.number({ produce: () => 3 }) });
+    const template = Template.fromStack(stack);
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/e\+/);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ProvisionedConcurrencyUtilization', Threshold: 0.8 });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ProvisionedConcurrencySpilloverInvocations', Threshold: 3, AlarmDescription: Match.stringLikeRegexp('More than 3 requests'),
+    });
   });
 });

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Duration, Lazy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as rds from 'aws-cdk-lib/aws-rds';
@@ -116,7 +116,7 @@ describe('ReadReplicaRouter with Aurora', () => {
 
   test('connection saturation alarm: the pool against MaxDatabaseConnectionsAllowed', () => {
     const fresh = routerStack();
-    fresh.router.addConnectionSaturationAlarm(80);
+    fresh.router.addConnectionSaturationAlarm({ threshold: 80 });
     const t = Template.fromStack(fresh.stack);
     t.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Threshold: 80,
@@ -125,7 +125,7 @@ describe('ReadReplicaRouter with Aurora', () => {
         Match.objectLike({ Id: 'allowed', MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'MaxDatabaseConnectionsAllowed' }) }) }),
       ]),
     });
-    expect(() => fresh.router.addConnectionSaturationAlarm(0)).toThrow(/threshold is a percentage from 1 to 100, got 0/);
+    expect(() => fresh.router.addConnectionSaturationAlarm({ threshold: 0 })).toThrow(/threshold is a percentage from 1 to 100, got 0/);
   });
 
   test('no unacknowledged cdk-nag finding', () => {
@@ -252,5 +252,37 @@ describe('ReadReplicaRouter options and errors', () => {
     const router = new ReadReplicaRouter(stack, 'Db', { vpc, database: RouterDatabase.aurora() });
     expect(() => new WarmWebFunction(stack, 'Web', { app: WebApp.wsgi('app:app'), code: WebCode.fromDirectory(codeDir), database: router, vpc: other }))
       .toThrow(/database: it is in VPC TestStack\/Vpc, but the function is in TestStack\/Other/);
+  });
+});
+
+describe('ReadReplicaRouter errors name the construct; tokens are not numbers', () => {
+  test('a validation error starts with the router\'s path', () => {
+    expect(() => routerStack({ database: RouterDatabase.instanceWithReplica(), readerProxy: true }))
+      .toThrow(/^TestStack\/Db: readerProxy: RDS Proxy cannot front RDS read replicas/);
+  });
+
+  test('alarm helpers take one options shape; tokens pass and never show as numbers', () => {
+    const fresh = routerStack();
+    const token = Lazy.number({ produce: () => 70 });
+    fresh.router.addConnectionSaturationAlarm({ threshold: token, evaluationPeriods: 2 });
+    fresh.router.addSessionPinningAlarm({ threshold: 5 });
+    fresh.router.addReplicaLagAlarm({ threshold: Duration.seconds(2), datapointsToAlarm: 2 });
+    expect(fresh.router.addReplicaLagAlarm({ threshold: Duration.seconds(2), datapointsToAlarm: 2 })).toBe(fresh.router.node.findChild('ReplicaLagAlarm'));
+    expect(() => fresh.router.addReplicaLagAlarm({ threshold: Duration.seconds(3) }))
+      .toThrow(/addReplicaLagAlarm: TestStack\/Db already has this alarm, with threshold 2 seconds; got 3 seconds/);
+    const template = fresh.template;
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/e\+/);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmDescription: Match.stringLikeRegexp('above 70 %'), Threshold: 70, EvaluationPeriods: 2 });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'DatabaseConnectionsCurrentlySessionPinned', Threshold: 5 });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'AuroraReplicaLagMaximum', Threshold: 2000, DatapointsToAlarm: 2 });
+  });
+
+  test('readers must be known at synth: the message names the token, not a number', () => {
+    expect(() => RouterDatabase.aurora({ readers: Lazy.number({ produce: () => 2 }) })).toThrow(/readers must be a number known at synth/);
+    try {
+      RouterDatabase.aurora({ readers: Lazy.number({ produce: () => 2 }) });
+    } catch (e) {
+      expect(String(e)).not.toMatch(/e\+/);
+    }
   });
 });

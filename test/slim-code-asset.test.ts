@@ -126,6 +126,8 @@ describe('SlimCodeAsset in a VPC and its errors', () => {
 
   test('a missing or empty directory', () => {
     expect(() => slimStack({ code: WebCode.fromSlimAsset('/no/such/dir') })).toThrow(/SlimCodeAsset: directory '\/no\/such\/dir' does not exist/);
+    // The error names the asset the function would have made.
+    expect(() => slimStack({ code: WebCode.fromSlimAsset('/no/such/dir') })).toThrow(/^TestStack\/Web\/SlimCode: SlimCodeAsset: directory/);
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-empty-'));
     expect(() => slimStack({ code: WebCode.fromSlimAsset(empty) })).toThrow(/SlimCodeAsset: directory '.*' has no files to deploy/);
   });

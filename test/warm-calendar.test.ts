@@ -1,4 +1,4 @@
-import { TimeZone } from 'aws-cdk-lib';
+import { Lazy, TimeZone } from 'aws-cdk-lib';
 import { WarmCalendar } from '../lib';
 
 const berlin = TimeZone.EUROPE_BERLIN;
@@ -58,5 +58,14 @@ describe('WarmCalendar', () => {
     [{ weekDays: 'MON', startHour: 0, endHour: 1, environments: -1 }, /periods\[0\].environments must be an integer >= 0, got -1/],
   ])('invalid period %#', (period, message) => {
     expect(() => WarmCalendar.weekly({ timeZone: berlin, periods: [period], otherwise: 1 })).toThrow(message);
+  });
+
+  test('tokenised environments pass; tokenised hours are refused without showing a number', () => {
+    const token = Lazy.number({ produce: () => 4 });
+    expect(() => WarmCalendar.weekly({ timeZone: berlin, periods: [{ weekDays: 'MON', startHour: 8, endHour: 9, environments: token }], otherwise: token }))
+      .not.toThrow();
+    const hours = () => WarmCalendar.weekly({ timeZone: berlin, periods: [{ weekDays: 'MON', startHour: token, endHour: 9, environments: 1 }], otherwise: 1 });
+    expect(hours).toThrow(/periods\[0\].startHour and endHour must be numbers known at synth/);
+    expect(hours).not.toThrow(/e\+/);
   });
 });

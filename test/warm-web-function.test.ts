@@ -303,3 +303,30 @@ describe('WarmWebFunction cold-start strategy', () => {
     expect(() => stackWith(props as Partial<WarmWebFunctionProps>)).toThrow(message);
   });
 });
+
+describe('WarmWebFunction errors name the construct; tokens are not numbers', () => {
+  test('a validation error starts with the function\'s path', () => {
+    expect(() => stackWith({ memorySize: 64 })).toThrow(/^TestStack\/Web: memorySize must be an integer between 128 and 10240 \(MB\), got 64$/);
+  });
+
+  test('tokenised numbers pass validation, and no template value shows one as a number', () => {
+    const token = Lazy.number({ produce: () => 2048 });
+    const { stack } = stackWith({ memorySize: token, reservedConcurrentExecutions: Lazy.number({ produce: () => 5 }), warming: { concurrency: 2 } });
+    const json = JSON.stringify(Template.fromStack(stack).toJSON());
+    expect(json).not.toMatch(/e\+/);
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', { MemorySize: 2048, ReservedConcurrentExecutions: 5 });
+  });
+
+  test('warm alarm helpers take their options, are idempotent, and refuse other options', () => {
+    const { fn } = stackWith({ warming: { concurrency: 2 } });
+    const alarm = fn.addWarmThrottleAlarm({ threshold: 3 });
+    expect(fn.addWarmThrottleAlarm({ threshold: 3 })).toBe(alarm);
+    expect(() => fn.addWarmThrottleAlarm({ threshold: 3, datapointsToAlarm: 3 }))
+      .toThrow(/addWarmThrottleAlarm: TestStack\/Web already has this alarm, with datapointsToAlarm 2; got 3/);
+    expect(() => fn.addWarmCoverageAlarm({ threshold: Lazy.number({ produce: () => 0.5 }) })).not.toThrow();
+    expect(() => fn.addWarmThrottleAlarm({ threshold: 3, evaluationPeriods: 4 }))
+      .toThrow(/addWarmThrottleAlarm: TestStack\/Web already has this alarm, with evaluationPeriods 3; got 4/);
+    expect(() => fn.addWarmThrottleAlarm({ threshold: 3, evaluationPeriods: 1 }))
+      .toThrow(/^TestStack\/Web: addWarmThrottleAlarm: datapointsToAlarm must be an integer from 1 to evaluationPeriods \(1\), got 2/);
+  });
+});

@@ -1,12 +1,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, Duration, Lazy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { RouterDatabase, WarmWebFunctionOptions, WarmWebStack, WarmWebStackProps, WebApp, WebCode } from '../lib';
+import { RouterDatabase, WarmWebFunctionOptions, WarmWebStack, WarmWebStackProps, WebApp, WebCacheEngine, WebCode } from '../lib';
 
 const codeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-stack-code-'));
 fs.writeFileSync(path.join(codeDir, 'app.py'), 'app = None\n');
@@ -211,15 +211,15 @@ describe('WarmWebStack with the whole seed architecture', () => {
     expect(s.web.addWarmThrottleAlarm()).toBe(s.web.node.findChild('WarmThrottleAlarm'));
     expect(s.web.provisionedAutoScaling!.addUtilizationAlarm()).toBe(s.web.provisionedAutoScaling!.node.findChild('UtilizationAlarm'));
     expect(s.database!.addReplicaLagAlarm()).toBe(s.database!.node.findChild('ReplicaLagAlarm'));
-    expect(s.cache!.addHitRateAlarm(50)).toBe(s.cache!.node.findChild('HitRateAlarm'));
+    expect(s.cache!.addHitRateAlarm({ threshold: 50 })).toBe(s.cache!.node.findChild('HitRateAlarm'));
     // Spill-over is not alarmed by the stack when warmed: the first call adds it, the second returns it.
     const spillover = s.web.provisionedAutoScaling!.addSpilloverAlarm();
     expect(s.web.provisionedAutoScaling!.addSpilloverAlarm()).toBe(spillover);
     expect(count()).toBe(before + 1);
     expect(alarmDescriptions(Template.fromStack(s)).filter((d) => /spilled over/.test(d))).toHaveLength(1);
-    expect(() => s.web.provisionedAutoScaling!.addUtilizationAlarm(0.5))
+    expect(() => s.web.provisionedAutoScaling!.addUtilizationAlarm({ threshold: 0.5 }))
       .toThrow(/addUtilizationAlarm: Site\/Web\/ProvisionedConcurrency already has this alarm, with threshold 0.9; got 0.5/);
-    expect(() => s.cache!.addHitRateAlarm(80)).toThrow(/addHitRateAlarm: Site\/Cache already has this alarm, with threshold 50; got 80/);
+    expect(() => s.cache!.addHitRateAlarm({ threshold: 80 })).toThrow(/addHitRateAlarm: Site\/Cache already has this alarm, with threshold 50; got 80/);
   });
 
   test('addWebFunction: another function on the same database and cache, with its own row and alarms', () => {
@@ -283,7 +283,7 @@ describe('WarmWebStack options', () => {
   });
 
   test('a node-based cache: the hit rate combines both nodes', () => {
-    const { template } = stackWith({ cache: { nodeType: 'cache.t4g.small' } });
+    const { template } = stackWith({ cache: { engine: WebCacheEngine.nodes({ nodeType: 'cache.t4g.small' }) } });
     const alarm = Object.values(template.findResources('AWS::CloudWatch::Alarm')).find((a) => /lookups/.test(a.Properties.AlarmDescription));
     expect(alarm!.Properties.Metrics[0].Expression).toBe('100 * (h0 + h1) / (h0 + h1 + m0 + m1)');
     expect(alarm!.Properties.Metrics).toHaveLength(5);
@@ -301,7 +301,43 @@ describe('WarmWebStack options', () => {
     [{ natGateways: 1.5, cache: {} }, /natGateways must be 0, 1 or 2 .*got 1.5/],
     [{ natGateways: 1 }, /natGateways is 1, but without a database or cache the stack has no VPC/],
     [{ coldStartAlarmThreshold: 0 }, /coldStartAlarmThreshold must be at least 1, got 0/],
+    [{ natGateways: 3, cache: {} }, /^Site: natGateways must be 0, 1 or 2/],
+    [{ coldStartAlarmThreshold: 5, monitoring: { functions: { coldStartsAlarm: { threshold: 5 } } } }, /^Site: coldStartAlarmThreshold: give it or monitoring.functions.coldStartsAlarm, not both/],
   ] as Array<[Partial<WarmWebStackProps>, RegExp]>)('rejects %j', (props, message) => {
     expect(() => stackWith(props)).toThrow(message);
+  });
+
+  test('natGateways from a token is refused: it sets the subnets; the message shows no number', () => {
+    const make = () => stackWith({ natGateways: Lazy.number({ produce: () => 1 }), cache: {} });
+    expect(make).toThrow(/^Site: natGateways must be a number known at synth/);
+    expect(make).not.toThrow(/e\+/);
+  });
+
+  test('coldStartAlarmThreshold from a token is an alarm threshold, never a number in a description', () => {
+    const { template } = stackWith({ coldStartAlarmThreshold: Lazy.number({ produce: () => 30 }) });
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/e\+/);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 30, AlarmDescription: Match.stringLikeRegexp('More than 30 cold starts') });
+  });
+
+  test('monitoring: thresholds for every function, the database and the cache, in one shape', () => {
+    const { stack } = stackWith({
+      web: { ...web, warming: { concurrency: 2 } },
+      database: { database: RouterDatabase.aurora() },
+      cache: {},
+      monitoring: {
+        functions: { coldStartsAlarm: { threshold: 40 }, warmCoverageAlarm: { threshold: 0.5, evaluationPeriods: 6 } },
+        database: { replicaLagAlarm: { threshold: Duration.seconds(1) } },
+        cache: { hitRateAlarm: { threshold: 30 } },
+      },
+    });
+    const admin = stack.addWebFunction('Admin', web);
+    const t = Template.fromStack(stack);
+    expect(Object.keys(t.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'ColdStart', Threshold: 40 } }))).toHaveLength(2);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'WarmCoverage', Threshold: 0.5, EvaluationPeriods: 6 });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'AuroraReplicaLagMaximum', Threshold: 1000 });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmDescription: Match.stringLikeRegexp('Fewer than 30 %'), Threshold: 30 });
+    expect(stack.monitoring.alarms).toBe(stack.alarms);
+    expect(admin.node.findChild('ColdStartsAlarm')).toBeInstanceOf(cloudwatch.Alarm);
+    expect(dashboardTitles(t).filter((x) => x.startsWith('## '))).toEqual(['## Web function Site/Web', '## Data tier', '## Web function Site/Admin']);
   });
 });

@@ -223,6 +223,11 @@ describe('Warmer validation', () => {
     expect(() => warmerStack({ warming: { schedules: [] } })).toThrow(/warming.schedules must not be empty/);
   });
 
+  test('errors about warming name the warmed function', () => {
+    expect(() => warmerStack({ warming: { schedules: [] } })).toThrow(/^TestStack\/Web: warming.schedules must not be empty/);
+    expect(() => warmerStack({ reservedConcurrentExecutions: 5, warming: { concurrency: 10 } })).toThrow(/^TestStack\/Web: warming asks for 10/);
+  });
+
   test('more warm environments than the reserved concurrency', () => {
     expect(() => warmerStack({ reservedConcurrentExecutions: 5, warming: { concurrency: 10 } }))
       .toThrow(/warming asks for 10 environments but reservedConcurrentExecutions is 5/);

@@ -1,11 +1,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, Size, Stack } from 'aws-cdk-lib';
+import { App, Lazy, Size, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { WarmWebFunction, WebApp, WebCache, WebCacheProps, WebCode } from '../lib';
+import { WarmWebFunction, WebApp, WebCache, WebCacheEngine, WebCacheProps, WebCode } from '../lib';
 
 const codeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warm-web-code-'));
 fs.writeFileSync(path.join(codeDir, 'app.py'), 'app = None\n');
@@ -66,11 +66,11 @@ describe('WebCache', () => {
     Template.fromStack(fresh.stack).hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'CacheHitRate', Threshold: 50, Period: 900, EvaluationPeriods: 4, ComparisonOperator: 'LessThanThreshold',
     });
-    expect(() => fresh.cache.addHitRateAlarm(120)).toThrow(/threshold is a percentage above 0 and at most 100, got 120/);
+    expect(() => fresh.cache.addHitRateAlarm({ threshold: 120 })).toThrow(/threshold is a percentage above 0 and at most 100, got 120/);
   });
 
   test('node-based: a Multi-AZ replication group with encryption and an AUTH token', () => {
-    const nodes = cacheStack({ nodeType: 'cache.t4g.small' });
+    const nodes = cacheStack({ engine: WebCacheEngine.nodes({ nodeType: 'cache.t4g.small' }) });
     nodes.template.resourceCountIs('AWS::ElastiCache::ServerlessCache', 0);
     nodes.template.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
       Engine: 'valkey',
@@ -88,9 +88,48 @@ describe('WebCache', () => {
   });
 
   test.each([
-    [{ maxEcpuPerSecond: 10 }, /maxEcpuPerSecond must be an integer from 1000 to 15000000, got 10/],
-    [{ maxDataStorage: Size.gibibytes(6000) }, /maxDataStorage must be from 1 to 5000 GiB, got 6000 GiB/],
+    [{ engine: WebCacheEngine.serverless({ maxEcpuPerSecond: 10 }) }, /maxEcpuPerSecond must be an integer from 1000 to 15000000, got 10/],
+    [{ engine: WebCacheEngine.serverless({ maxDataStorage: Size.gibibytes(6000) }) }, /maxDataStorage must be from 1 to 5000 GiB, got 6000 GiB/],
+    [{ engine: WebCacheEngine.nodes({ nodeType: 't4g.small' }) }, /^TestStack\/Cache: WebCacheEngine.nodes: nodeType must be an ElastiCache node type like cache.t4g.small, got 't4g.small'/],
+    [{ engine: WebCacheEngine.nodes({ nodeType: 'cache.t4g.small', replicas: 0 }) }, /replicas must be an integer from 1 to 5 .*got 0/],
+    [{ engine: WebCacheEngine.nodes({ nodeType: 'cache.t4g.small', replicas: Lazy.number({ produce: () => 2 }) }) }, /replicas must be a number known at synth/],
   ])('rejects %#', (props, message) => {
     expect(() => cacheStack(props)).toThrow(message);
+  });
+
+  test('errors name the cache\'s path before the old text', () => {
+    expect(() => cacheStack({ engine: WebCacheEngine.serverless({ maxEcpuPerSecond: 10 }) }))
+      .toThrow(/^TestStack\/Cache: WebCacheEngine.serverless: maxEcpuPerSecond must be/);
+  });
+
+  test('nodes with more replicas: one member per node, all in the hit rate', () => {
+    const nodes = cacheStack({ engine: WebCacheEngine.nodes({ nodeType: 'cache.r7g.large', replicas: 2 }) });
+    nodes.cache.addHitRateAlarm();
+    nodes.template.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', { NumCacheClusters: 3, CacheNodeType: 'cache.r7g.large' });
+    const alarm = Object.values(nodes.template.findResources('AWS::CloudWatch::Alarm'))[0];
+    expect(alarm.Properties.Metrics[0].Expression).toBe('100 * (h0 + h1 + h2) / (h0 + h1 + h2 + m0 + m1 + m2)');
+    expect(alarm.Properties.Metrics).toHaveLength(7);
+  });
+
+  test('tokenised limits and thresholds pass, and never show as numbers', () => {
+    const fresh = cacheStack({
+      engine: WebCacheEngine.serverless({
+        maxEcpuPerSecond: Lazy.number({ produce: () => 9000 }),
+        maxDataStorage: Size.gibibytes(Lazy.number({ produce: () => 20 })),
+      }),
+    });
+    fresh.cache.addHitRateAlarm({ threshold: Lazy.number({ produce: () => 60 }) });
+    expect(JSON.stringify(fresh.template.toJSON())).not.toMatch(/e\+/);
+    fresh.template.hasResourceProperties('AWS::ElastiCache::ServerlessCache', {
+      CacheUsageLimits: { DataStorage: { Maximum: 20, Unit: 'GB' }, ECPUPerSecond: { Maximum: 9000 } },
+    });
+    fresh.template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 60, AlarmDescription: Match.stringLikeRegexp('Fewer than 60 %') });
+  });
+
+  test('hit-rate alarm: idempotent with the same options, refused with others', () => {
+    const fresh = cacheStack();
+    const alarm = fresh.cache.addHitRateAlarm({ threshold: 40, evaluationPeriods: 8 });
+    expect(fresh.cache.addHitRateAlarm({ threshold: 40, evaluationPeriods: 8 })).toBe(alarm);
+    expect(() => fresh.cache.addHitRateAlarm({ threshold: 40 })).toThrow(/with evaluationPeriods 8; got 4/);
   });
 });

@@ -1,15 +1,16 @@
 import * as path from 'path';
-import { App, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { App, Duration, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { ReadReplicaRouter, RouterDatabase, WarmWebFunction, WebApp, WebCache, WebCode } from '../../lib';
+import { ReadReplicaRouter, RouterDatabase, WarmWebFunction, WarmWebMonitoring, WebApp, WebCache, WebCode } from '../../lib';
 import { codeDirectory } from '../code-directory';
 
 /**
  * The Django site of examples/django with Aurora PostgreSQL (a writer and a reader) behind RDS Proxy
  * (writer and read-only endpoints) and a Valkey cache, in a VPC without NAT: the functions reach
- * Secrets Manager through an interface endpoint.
+ * Secrets Manager through an interface endpoint. Composed by hand, without WarmWebStack: a
+ * WarmWebMonitoring gives it the dashboard and alarms.
  */
 export class DatabaseExampleStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -23,8 +24,6 @@ export class DatabaseExampleStack extends Stack {
     // Only the web function may use the endpoint (open: false), not the whole VPC.
     const secretsEndpoint = vpc.addInterfaceEndpoint('SecretsManager', { service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER, open: false });
     const database = new ReadReplicaRouter(this, 'Database', { vpc, database: RouterDatabase.aurora({ readers: 1 }) });
-    database.addSessionPinningAlarm();
-    database.addReplicaLagAlarm();
     const cache = new WebCache(this, 'Cache', { vpc });
     const web = new WarmWebFunction(this, 'Web', {
       app: WebApp.wsgi('mysite.wsgi:application'),
@@ -34,6 +33,11 @@ export class DatabaseExampleStack extends Stack {
       cache,
     });
     secretsEndpoint.connections.allowDefaultPortFrom(web.lambdaFunction, 'web function fetches database and cache secrets');
+
+    const monitoring = new WarmWebMonitoring(this, 'Monitoring');
+    monitoring.addFunction(web);
+    monitoring.addRouter(database, { replicaLagAlarm: { threshold: Duration.seconds(2) } });
+    monitoring.addCache(cache);
   }
 }
 

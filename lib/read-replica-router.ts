@@ -573,14 +573,15 @@ export class ReadReplicaRouter extends Construct {
   }
 
   /**
-   * Alarms when the readers fall behind the writer by more than `threshold` (default 5 seconds), 3
-   * one-minute periods in a row: reads may then miss recent writes of other requests. Called again with
-   * the same options, it returns the same alarm.
+   * Alarms when the readers fall behind the writer by more than `threshold` (default 1 second), 3
+   * one-minute periods in a row. Aurora readers normally lag well under 100 ms and RDS replicas under a
+   * second; while they lag, clients that just wrote read the writer (read-your-writes), so lag moves load
+   * onto it, and other clients read older data. Called again with the same options, it returns the same alarm.
    */
   public addReplicaLagAlarm(options: DurationAlarmOptions = {}): cloudwatch.Alarm {
     const method = 'addReplicaLagAlarm';
     // Aurora reports milliseconds, RDS replicas seconds.
-    const { value, shown } = durationIn(options.threshold ?? Duration.seconds(5), this.bound.aurora ? 'ms' : 's');
+    const { value, shown } = durationIn(options.threshold ?? Duration.seconds(1), this.bound.aurora ? 'ms' : 's');
     checkThreshold(this, method, value, (v) => v > 0, 'is a duration above 0');
     return alarmOnce(this, {
       method,

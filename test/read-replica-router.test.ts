@@ -97,7 +97,7 @@ describe('ReadReplicaRouter with Aurora', () => {
     fresh.router.addReplicaLagAlarm();
     const t = Template.fromStack(fresh.stack);
     t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'DatabaseConnectionsCurrentlySessionPinned', Threshold: 0 });
-    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'AuroraReplicaLagMaximum', Threshold: 5000 });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'AuroraReplicaLagMaximum', Threshold: 1000 });
   });
 
   test('the cluster refuses connections without TLS', () => {

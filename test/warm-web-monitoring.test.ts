@@ -89,7 +89,7 @@ describe('WarmWebMonitoring without WarmWebStack', () => {
     expect(alarmOf(template, /80 % of its 30 seconds timeout/)).toMatchObject({ Threshold: 24000, EvaluationPeriods: 3 });
     expect(alarmOf(template, /More than 10 cold starts/)).toMatchObject({ Threshold: 10, EvaluationPeriods: 3 });
     expect(alarmOf(template, /p99 INIT .* above 8 seconds/)).toMatchObject({ Threshold: 8000, EvaluationPeriods: 1 });
-    expect(alarmOf(template, /lag the writer by more than 5 seconds/)).toMatchObject({ Threshold: 5000, EvaluationPeriods: 3 });
+    expect(alarmOf(template, /lag the writer by more than 1 second/)).toMatchObject({ Threshold: 1000, EvaluationPeriods: 3 });
   });
 });
 

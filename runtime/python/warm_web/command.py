@@ -121,6 +121,8 @@ def run(argv, remaining_ms, env):
             code = child.wait(None if left_s is None else min(left_s, POLL_S))
         except subprocess.TimeoutExpired:
             pass
+    # Children of the command that outlive it (and would hold its output open) are stopped with it.
+    _signal_group(child.pid, signal.SIGKILL)
     reader.join(GRACE_S)
     ran_s = time.perf_counter() - started
     if code < 0:

@@ -1,10 +1,11 @@
-import { App, Annotations, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { App, Annotations, Stack, StackProps, TimeZone, Validations } from 'aws-cdk-lib';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { WarmWebFunction, WebApp, WebCode } from '../../lib';
+import { WarmWebFunction, WebApp, WebCode, WebCommand, WebCommandSchedule } from '../../lib';
 import { codeDirectory } from '../code-directory';
 
-/** A Django site on a Function URL; Django boots during INIT. */
+/** A Django site on a Function URL; Django boots during INIT. Expired sessions are cleared nightly. */
 export class DjangoExampleStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
@@ -12,11 +13,16 @@ export class DjangoExampleStack extends Stack {
     if (!packaged) {
       Annotations.of(this).addWarningV2('example:notPackaged', 'Django is not packaged: run examples/package.sh django before deploying');
     }
-    new WarmWebFunction(this, 'Web', {
+    const web = new WarmWebFunction(this, 'Web', {
       app: WebApp.wsgi('mysite.wsgi:application'),
       code: WebCode.fromDirectory(directory),
       environment: { DJANGO_SETTINGS_MODULE: 'mysite.settings' },
     });
+    new WebCommandSchedule(this, 'ClearSessions', {
+      function: web,
+      command: WebCommand.django('clearsessions'),
+      schedule: scheduler.ScheduleExpression.cron({ hour: '3', minute: '0', timeZone: TimeZone.EUROPE_LONDON }),
+    }).addFailureAlarm();
   }
 }
 

@@ -256,6 +256,11 @@ describe('end to end: the bundled CLI against the local Lambda endpoint', () => 
     codeDir: path.join(__dirname, 'apps'),
     environment: { WARM_WEB_APP: 'cliproj.wsgi:application', WARM_WEB_APP_KIND: 'wsgi', DJANGO_SETTINGS_MODULE: 'cliproj.settings' },
     timeoutMs: 60_000,
+  }, {
+    name: 'nodeweb',
+    runtime: 'node',
+    codeDir: path.join(__dirname, '..', 'runtime', 'node', 'fixtures', 'commands'),
+    environment: { WARM_WEB_APP: 'handler.handler', WARM_WEB_APP_KIND: 'handler' },
   }], REGION);
   const site = synthesized(['Web'], ['web']);
   const e2eCfn = new FakeCloudFormation({});
@@ -312,6 +317,15 @@ describe('end to end: the bundled CLI against the local Lambda endpoint', () => 
     const { code, stdout } = await run(['manage', '--stack', 'Site', '--', 'check']);
     expect(code).toBe(0);
     expect(stdout).toBe('System check identified no issues (0 silenced).\n');
+  }, 120_000);
+
+  test('a Node function runs a function command through the bundled Node shim', async () => {
+    const { code, stdout } = await run(['manage', '-f', 'nodeweb', '--function-target', 'jobs/tasks.add', '--', '2', '40']);
+    expect(code).toBe(0);
+    expect(stdout).toBe('adding ["2","40"]\nto stderr\n{"sum":42}\n');
+    const refused = await run(['manage', '-f', 'nodeweb', '--', 'migrate']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/nodeweb:live refused the command: malformed command: a django command needs the Python runtime/);
   }, 120_000);
 
   test('$LATEST is refused before anything is sent', async () => {

@@ -45,7 +45,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
   // A check, not a rewrite: the test task must not change the code it tests.
   eslintOptions: {
     dirs: ['lib'],
-    devdirs: ['test', 'runtime', 'handlers', 'local', 'bench', 'projenrc', '.projenrc.ts'],
+    devdirs: ['test', 'runtime', 'handlers', 'local', 'bench', 'cli', 'projenrc', '.projenrc.ts'],
     commandOptions: { fix: false },
   },
   jestOptions: {
@@ -81,13 +81,13 @@ const project = new awscdk.AwsCdkConstructLibrary({
 // sources (a ts-node app with --prefer-ts-exts would load them), no runtime or handler sources (their
 // bundles are in assets/), no local Lambda endpoint.
 for (const pattern of ['/examples/', '/bench/', '/scripts/', '/docs/', '/.ci/', '/CONTRIBUTING.md', '.venv/', '/.venv-py*/', 'cdk.out/',
-  '/lib/**/*.ts', '!/lib/**/*.d.ts', '/runtime/', '/handlers/', '/local/', '/rosetta/']) {
+  '/lib/**/*.ts', '!/lib/**/*.d.ts', '/runtime/', '/handlers/', '/local/', '/rosetta/', '/cli/']) {
   project.addPackageIgnore(pattern);
 }
 
 // jsii compiles lib/ alone. The trees beside it (runtime shims, Lambda handlers, the local endpoint,
 // benches) are bundled or run by ts-node; each has a tsconfig so tsc and eslint check them too.
-const TREES = ['runtime/node', 'handlers', 'local', 'bench'];
+const TREES = ['runtime/node', 'handlers', 'local', 'bench', 'cli'];
 for (const tree of TREES) {
   const up = tree.split('/').map(() => '..').join('/');
   new JsonFile(project, `${tree}/tsconfig.json`, {
@@ -145,7 +145,16 @@ const bundlePreTraffic = project.addTask('bundle:pre-traffic', {
   exec: 'esbuild handlers/pre-traffic/index.ts --bundle --platform=node --target=node22 --format=cjs --minify '
     + '--outfile=assets/pre-traffic/index.js',
 });
+// The command line (`npx cdk-warm-web manage`): one file with its AWS SDK, so the package gains no dependency.
+const bundleCli = project.addTask('bundle:cli', {
+  description: 'Bundle the cdk-warm-web command line (with its AWS SDK) into assets/cli',
+  exec: 'esbuild cli/index.ts --bundle --platform=node --target=node20 --format=cjs --minify '
+    + '--banner:js="#!/usr/bin/env node" --outfile=assets/cli/cdk-warm-web.js '
+    + '&& chmod +x assets/cli/cdk-warm-web.js',
+});
+project.addBins({ 'cdk-warm-web': 'assets/cli/cdk-warm-web.js' });
 project.preCompileTask.spawn(bundleNodeShim);
+project.preCompileTask.spawn(bundleCli);
 project.preCompileTask.spawn(bundleSlimArchive);
 project.preCompileTask.spawn(bundlePgRouter);
 project.preCompileTask.spawn(bundleWarmer);

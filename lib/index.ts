@@ -1,6 +1,7 @@
 export * from './web-app';
 export * from './web-code';
 export * from './web-command';
+export * from './web-command-schedule';
 export * from './web-endpoint';
 export * from './warm-web-function';
 export * from './warm-web-deployment';

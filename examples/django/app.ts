@@ -1,11 +1,15 @@
 import * as path from 'path';
-import { App, Annotations, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { App, Annotations, Stack, StackProps, TimeZone, Validations } from 'aws-cdk-lib';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { WarmWebFunction, WebApp, WebCode, WebDistribution, WebStaticFiles } from '../../lib';
+import { WarmWebFunction, WebApp, WebCode, WebCommand, WebCommandSchedule, WebDistribution, WebStaticFiles } from '../../lib';
 import { codeDirectory } from '../code-directory';
 
-/** A Django site on a Function URL behind CloudFront, static files from S3; Django boots during INIT. */
+/**
+ * A Django site on a Function URL behind CloudFront, static files from S3; Django boots during INIT.
+ * Expired sessions are cleared nightly.
+ */
 export class DjangoExampleStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
@@ -23,6 +27,11 @@ export class DjangoExampleStack extends Stack {
       function: web,
       staticFiles: WebStaticFiles.fromDirectory(path.join(__dirname, 'static'), { path: '/static/' }),
     });
+    new WebCommandSchedule(this, 'ClearSessions', {
+      function: web,
+      command: WebCommand.django('clearsessions'),
+      schedule: scheduler.ScheduleExpression.cron({ hour: '3', minute: '0', timeZone: TimeZone.EUROPE_LONDON }),
+    }).addFailureAlarm();
   }
 }
 

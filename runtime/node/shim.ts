@@ -1,4 +1,5 @@
 import type { Context } from 'aws-lambda';
+import { answerCommand, isCommand } from './command';
 import { formatResponse, invalidEventResponse, recogniseEvent, type RecogniseOptions, unrecognisedEventResponse } from './events';
 import { callHandler } from './handler';
 import { serveRequest } from './listener';
@@ -142,6 +143,9 @@ export function createShim(options: ShimOptions): Shim {
     }
     if (isWarmPing(event)) {
       return answerWarmPing(event.warmWeb, context, { environmentId, coldStart, initDurationMs });
+    }
+    if (isCommand(event)) {
+      return answerCommand(event.warmWebCommand, context, { taskRoot: options.taskRoot, functionName });
     }
     return refuseForeignOrigin(event) ?? invoke(event, context);
   };

@@ -135,6 +135,9 @@ class Shim:
             # Imported on the first ping, not at INIT: an unwarmed cold start never needs it.
             from . import warm
             return warm.answer(event["warmWeb"], context, self.environment_id, cold, self.init_ms)
+        if isinstance(event, dict) and "warmWebCommand" in event:
+            from . import command
+            return command.answer(event["warmWebCommand"], context)
         return origin.refuse(event) or self.serve(event, context)
 
     def _claim_first_invoke(self):

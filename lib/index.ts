@@ -11,6 +11,7 @@ export * from './warm-calendar';
 export * from './slim-code-asset';
 export * from './read-replica-router';
 export * from './web-cache';
+export * from './alarm-options';
 export * from './warm-web-monitoring';
 export * from './warm-web-stack';
 export * from './web-distribution';

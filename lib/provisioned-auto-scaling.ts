@@ -4,9 +4,9 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
+import { CountAlarmOptions, RatioAlarmOptions } from './alarm-options';
 import { alarmOnce, checkThreshold } from './private/alarms';
 import { num, propError } from './private/errors';
-import { CountAlarmOptions, RatioAlarmOptions } from './warm-web-monitoring';
 
 /**
  * The statistic target tracking follows.

@@ -5,11 +5,11 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { CountAlarmOptions, DurationAlarmOptions, PercentAlarmOptions } from './alarm-options';
 import { alarmOnce, checkThreshold, durationIn } from './private/alarms';
 import { deletionProtectionDefault } from './private/deletion-protection';
 import { num, propError } from './private/errors';
 import { dataSubnets } from './private/subnets';
-import { CountAlarmOptions, DurationAlarmOptions, PercentAlarmOptions } from './warm-web-monitoring';
 
 const ADMIN_USER = 'app_admin';
 

@@ -5,10 +5,10 @@ import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { PercentAlarmOptions } from './alarm-options';
 import { alarmOnce, checkThreshold } from './private/alarms';
 import { num, propError } from './private/errors';
 import { dataSubnets } from './private/subnets';
-import { PercentAlarmOptions } from './warm-web-monitoring';
 
 const PORT = 6379;
 const APP_USER = 'app';

@@ -6,9 +6,9 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { CountAlarmOptions } from './alarm-options';
 import { alarmOnce, checkThreshold } from './private/alarms';
 import { num } from './private/errors';
-import { CountAlarmOptions } from './warm-web-monitoring';
 import { WarmWebFunction } from './warm-web-function';
 import { WebCommand } from './web-command';
 

@@ -80,14 +80,15 @@ function byRound(records: InvocationRecord[]): InvocationRecord[][] {
  */
 export function measure(durationMs: number, records: InvocationRecord[], n: number, asked: number[], ours: boolean) {
   const distinct = new Set(records.map((r) => r.environment)).size;
-  const rounds = ours ? byRound(records) : [records];
+  // A run no environment served (every ping failed) has no round: it needed and cost nothing.
+  const rounds = records.length === 0 ? [] : ours ? byRound(records) : [records];
   // What overlap needs: each ping waits for the last of its round to arrive. A run that took top-ups
   // needed only one round to overlap: the cheapest round's need counts, the hold of all rounds is paid.
-  const need = (time: (r: InvocationRecord) => number) => Math.min(...rounds.map((round) => {
+  const need = (time: (r: InvocationRecord) => number) => rounds.length === 0 ? 0 : Math.min(...rounds.map((round) => {
     const last = Math.max(...round.map(time));
     return round.reduce((sum, r) => sum + (last - time(r)), 0);
   }));
-  const [first] = rounds;
+  const [first = []] = rounds;
   const heldMs = records.reduce((sum, r) => sum + r.durationMs, 0);
   return {
     distinct,
@@ -99,8 +100,8 @@ export function measure(durationMs: number, records: InvocationRecord[], n: numb
     askedHoldMsTotal: asked.length ? Math.round(asked.reduce((sum, ms) => sum + ms, 0)) : null,
     requiredHoldMs: Math.round(need((r) => r.arrivedMs)),
     requiredHoldInEnvMs: Math.round(need((r) => r.handlerStartedMs)),
-    dispatchSpreadMs: +(Math.max(...first.map((r) => r.arrivedMs)) - Math.min(...first.map((r) => r.arrivedMs))).toFixed(1),
-    meanPingMs: +(heldMs / records.length).toFixed(1),
+    dispatchSpreadMs: first.length ? +(Math.max(...first.map((r) => r.arrivedMs)) - Math.min(...first.map((r) => r.arrivedMs))).toFixed(1) : 0,
+    meanPingMs: records.length ? +(heldMs / records.length).toFixed(1) : 0,
     gbSeconds: +(heldMs / 1000 * MEMORY_GB).toFixed(2),
     durationMs,
   };

@@ -2,6 +2,7 @@ import * as http from 'http';
 import * as https from 'https';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import contract from '../../runtime/python/warm_web/warm_contract.json';
 import { isCustomResourceEvent, respond } from '../shared/cfn-response';
 
 /** One alias to keep warm, as the schedule (or the pre-warm custom resource) sends it. */
@@ -26,7 +27,7 @@ export interface TargetReport {
   readonly coverage: number;
   readonly coldStarts: number;
   readonly rounds: number;
-  /** The longest hold a ping of the last round was given (the first ping's, once the plan is learned). */
+  /** The longest hold a ping of the last round was given (the first ping's, once the spread is learned). */
   readonly holdMs: number;
   /** Sum of the time every environment spent holding: what the pings cost. */
   readonly heldMsTotal: number;
@@ -41,14 +42,18 @@ export interface TargetReport {
 
 /** Rounds per target per run: the first plus at most two top-ups. */
 const MAX_ROUNDS = 3;
-/** Holds never grow past this, whatever the spread. */
-const MAX_HOLD_MS = 10_000;
-/** Rounds of a target remembered to choose its holds from: at one run per 5 minutes, 75 minutes. */
-const HISTORY = 15;
-/** Multiples of the median arrival rate a plan is chosen from: 0.5 to 2.5 in steps of 0.05. */
-const SCALES = Array.from({ length: 41 }, (_, i) => (10 + i) / 20);
-/** A short round's top-up holds this much longer than the round before it. */
-const WIDEN = 1.5;
+/** The warmer holds no ping longer than this, whatever the spread (below the shims' MAX_HOLD_MS). */
+const LONGEST_HOLD_MS = 10_000;
+/** Warm rounds of a target whose spread is remembered: their median is the one learned. */
+const HISTORY = 5;
+/** Each ping holds this many times its share of the spread still to come after it... */
+const SPREAD_FACTOR = 1.25;
+/** ...plus this share of the spread, for pings that arrive out of dispatch order. */
+const MARGIN_SHARE = 0.1;
+/** A short round's top-up holds this many times as long as the round before it. */
+const TOP_UP_FACTOR = 2;
+/** Holds in the pings' resolution (what the shims' answers carry). */
+const PER_MS = Math.round(1 / contract.resolutionMs);
 /** What the warmer function's timeout is (lib/warmer.ts): the budget of a run given no Lambda context. */
 export const FUNCTION_TIMEOUT_MS = 120_000;
 /** Kept from a run's budget to emit its metrics and answer CloudFormation before the function times out. */
@@ -141,7 +146,7 @@ async function ping(target: WarmTarget, hold: Ping, timeoutMs: number): Promise<
 }
 
 async function invoke(target: WarmTarget, hold: Ping, abortSignal: AbortSignal): Promise<PingAnswer> {
-  const payload = { warmWeb: { v: 1, expected: target.concurrency, ...hold } };
+  const payload = { warmWeb: { v: contract.protocolVersion, expected: target.concurrency, ...hold } };
   try {
     const out = await lambda.send(new InvokeCommand({
       FunctionName: target.functionArn,
@@ -162,94 +167,29 @@ async function invoke(target: WarmTarget, hold: Ping, abortSignal: AbortSignal):
   }
 }
 
-/** A past round of a target: how long each ping, by dispatch index, had to wait for the last arrival. */
-export interface PastRound {
-  /** Undefined where no warm environment answered (a cold one's arrival is the end of its INIT). */
-  readonly needMs: ReadonlyArray<number | undefined>;
-  /** An environment answered twice: freed early, it was answered while the dispatch was still under way. */
-  readonly short: boolean;
-  /**
-   * Short, or a ping waited longer for the last arrival than it was held (by the arrival times its
-   * environments saw). Only `short` for a round held to one deadline.
-   */
-  readonly overran: boolean;
+/** A target's remembered warm rounds: their arrival spreads, newest last, and how long the last one took. */
+const learned = new Map<string, { spreadsMs: number[]; roundMs: number }>();
+
+/** The middle value (the upper one of an even count): one slow round out of the usual does not set the holds. */
+export function median(values: readonly number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+}
+
+/** A round's arrival spread: its last warm arrival minus its first, by the environments' clocks. */
+export function spreadOf(receivedAtMs: readonly number[]): number {
+  return Math.max(...receivedAtMs) - Math.min(...receivedAtMs);
 }
 
 /**
- * The holds of a target's next round: ping k holds `(n - 1 - k) * msPerPing * scale + marginMs` after it
- * arrives, the pings still to come and a margin.
+ * How long ping k of n holds after it arrives, given the spread learned: SPREAD_FACTOR times its share of
+ * the spread still to come after it (the pings go out in order), plus MARGIN_SHARE of the spread for pings
+ * that arrive out of order. Rounded up to the answers' resolution, capped at LONGEST_HOLD_MS.
  */
-export interface DispatchPlan {
-  /** Median arrival spread per dispatch index of the remembered rounds. */
-  readonly msPerPing: number;
-  /** The multiple of msPerPing that each ping still to come adds. */
-  readonly scale: number;
-  readonly marginMs: number;
-  /** How long the last round took, from its start to its last answer, by the warmer's clock. */
-  readonly roundMs: number;
-}
-
-/** Remembered rounds and the plan chosen over them, per target and concurrency. */
-const learned = new Map<string, { rounds: PastRound[]; plan: DispatchPlan }>();
-
-/** How long ping k of n holds after it arrives (rounded up to 0.1 ms, capped at 10 s). */
-export function holdFor(plan: DispatchPlan, k: number, n: number): number {
-  const ms = (n - 1 - k) * plan.msPerPing * plan.scale + plan.marginMs;
-  // The epsilon keeps float noise (0.2 * 1.5 = 0.30000000000000004) from rounding a hold up.
-  return Math.min(Math.max(0, Math.ceil(ms * 10 - 1e-6) / 10), MAX_HOLD_MS);
-}
-
-/** What a round teaches, from the warm answers' arrival times, the pings' dispatch order and its plan. */
-export function pastRound(arrivals: Array<{ k: number; receivedAtMs: number }>, n: number, short = false, plan?: DispatchPlan): PastRound {
-  const last = Math.max(...arrivals.map((a) => a.receivedAtMs));
-  const needMs: Array<number | undefined> = new Array(n).fill(undefined);
-  for (const a of arrivals) needMs[a.k] = last - a.receivedAtMs;
-  const overran = short || (plan !== undefined && needMs.some((need, k) => need !== undefined && need > holdFor(plan, k, n)));
-  return { needMs, short, overran };
-}
-
-/** A round's arrival spread (the first arrival's wait) per dispatch index between its first and last answer. */
-function arrivalRate(round: PastRound): number {
-  const answered = round.needMs.flatMap((need, k) => (need === undefined ? [] : [{ need, k }]));
-  const span = answered[answered.length - 1].k - answered[0].k;
-  return span > 0 ? Math.max(...answered.map((a) => a.need)) / span : 0;
-}
-
-/** The least margin that, at this rate, would have held every ping of the round until its last arrival. */
-function marginNeeded(round: PastRound, rate: number, n: number): number {
-  return round.needMs.reduce<number>((most, need, k) => (need === undefined ? most : Math.max(most, need - (n - 1 - k) * rate)), 0);
-}
-
-/**
- * The plan that would have cost least over the remembered rounds. A round whose pings needed more than a
- * plan gives would have overrun it and is charged a top-up round, held WIDEN times as long: all of one if a
- * remembered round was short, less as overruns go unpunished. A plan must cover two in three of the rounds
- * that were not short, fewer as overruns go unpunished but never fewer than half: a top-up widens the
- * holds by a factor, which covers a slower dispatch but not a ping that arrives last out of order. (A short
- * round's arrivals were slowed by its own early releases; they count in the cost, not in that bound.)
- */
-export function choosePlan(rounds: readonly PastRound[], n: number, roundMs: number): DispatchPlan {
-  const rates = rounds.map(arrivalRate).sort((a, b) => a - b);
-  const msPerPing = rates[Math.floor(rates.length / 2)];
-  const clean = rounds.filter((r) => !r.short).length;
-  // An environment freed a little before the last arrival is not always given the last ping: the service
-  // may not know yet that it is free. While no remembered round was short, an overrun is charged
-  // 1 / (overruns + 1) of a top-up; one short round brings back the whole (a slow dispatch makes them short).
-  const overrunCharge = clean < rounds.length ? 1 : 1 / (rounds.filter((r) => r.overran).length + 1);
-  let best: { cost: number; plan?: DispatchPlan } = { cost: Infinity };
-  for (const scale of SCALES) {
-    const rate = msPerPing * scale;
-    // Each round's least margin is a candidate.
-    const margins = rounds.map((r) => marginNeeded(r, rate, n));
-    for (const marginMs of new Set(margins)) {
-      const short = margins.filter((needed) => needed > marginMs).length;
-      const uncovered = rounds.filter((r, i) => !r.short && margins[i] > marginMs).length;
-      if (uncovered * 2 > clean || uncovered * 3 * overrunCharge > clean) continue;
-      const cost = ((rate * n * (n - 1)) / 2 + n * marginMs) * (rounds.length + WIDEN * overrunCharge * short);
-      if (cost < best.cost) best = { cost, plan: { msPerPing, scale, marginMs, roundMs } };
-    }
-  }
-  return best.plan!;
+export function holdFor(spreadMs: number, k: number, n: number): number {
+  const toCome = n > 1 ? (n - 1 - k) / (n - 1) : 0;
+  const ms = spreadMs * (SPREAD_FACTOR * toCome + MARGIN_SHARE);
+  // The epsilon keeps float noise (6 * 1.35 = 8.100000000000001) from rounding a hold up.
+  return Math.min(Math.max(0, Math.ceil(ms * PER_MS - 1e-6) / PER_MS), LONGEST_HOLD_MS);
 }
 
 /**
@@ -263,7 +203,7 @@ export async function warmTarget(target: WarmTarget, deadlineMs = Date.now() + F
   // Per concurrency: schedules warm one target at different N, and the spread grows with N.
   const key = `${target.functionArn}#${n}`;
   // Until a warm round has shown how pings arrive, every ping holds to one deadline.
-  const fixedHoldMs = Math.min(target.holdMs, MAX_HOLD_MS);
+  const fixedHoldMs = Math.min(target.holdMs, LONGEST_HOLD_MS);
   const reached = new Set<string>();
   let coldStarts = 0;
   let heldMsTotal = 0;
@@ -274,14 +214,14 @@ export async function warmTarget(target: WarmTarget, deadlineMs = Date.now() + F
   // After a short round (an environment answered twice: it was freed before the last ping arrived), the
   // top-up holds longer: early releases are answered while the dispatch is still under way, which can slow
   // it, and the same holds would fall short again.
-  let widening = 1;
+  let factor = 1;
   const errors: Record<string, number> = {};
   const fits = (hold: number) => deadlineMs - Date.now() >= hold + ROUND_SLACK_MS;
 
   while (rounds < MAX_ROUNDS) {
-    const chosen = learned.get(key)?.plan;
-    const plan = chosen && { ...chosen, scale: chosen.scale * widening, marginMs: chosen.marginMs * widening };
-    const longest = plan ? holdFor(plan, 0, n) : Math.min(fixedHoldMs * widening, MAX_HOLD_MS);
+    const seen = learned.get(key);
+    const spreadMs = seen && median(seen.spreadsMs) * factor;
+    const longest = spreadMs !== undefined ? holdFor(spreadMs, 0, n) : Math.min(fixedHoldMs * factor, LONGEST_HOLD_MS);
     // A failed DryRun (throttled, denied) shows again in the pings, which report it.
     if (rounds === 0 && fits(longest)) await connect(target, deadlineMs);
     if (!fits(longest)) {
@@ -292,22 +232,22 @@ export async function warmTarget(target: WarmTarget, deadlineMs = Date.now() + F
     holdMs = longest;
     const round = `r-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
     const roundStart = Date.now();
-    // With a plan, each ping holds for its own share, counted on its environment's clock; holdUntilMs is
+    // Once learned, each ping holds for its own share, counted on its environment's clock; holdUntilMs is
     // only a backstop (and what a shim that predates holdForMs holds to): twice the last round or the
     // longest hold, whichever is longer, and never past the point where the round could still answer.
-    const backstop = plan ? Math.min(2 * Math.max(plan.roundMs, holdMs), MAX_HOLD_MS) : holdMs;
+    const backstop = seen ? Math.min(2 * Math.max(seen.roundMs, holdMs), LONGEST_HOLD_MS) : holdMs;
     const holdUntilMs = Math.min(roundStart + backstop, deadlineMs - ROUND_SLACK_MS);
     const timeoutMs = Math.min(holdMs + PING_SLACK_MS, deadlineMs - roundStart);
     const cutByDeadline = timeoutMs < holdMs + PING_SLACK_MS;
     const answers = await Promise.all(Array.from({ length: n }, (_, k) =>
-      ping(target, plan ? { round, holdUntilMs, holdForMs: holdFor(plan, k, n) } : { round, holdUntilMs }, timeoutMs)));
+      ping(target, spreadMs !== undefined ? { round, holdUntilMs, holdForMs: holdFor(spreadMs, k, n) } : { round, holdUntilMs }, timeoutMs)));
 
     const ids = new Set<string>();
-    const arrivals: Array<{ k: number; receivedAtMs: number }> = [];
+    const arrivals: number[] = [];
     let answered = 0;
     let cold = 0;
     let refused = 0;
-    answers.forEach((answer, k) => {
+    answers.forEach((answer) => {
       if (answer.error) {
         errors[answer.error] = (errors[answer.error] ?? 0) + 1;
         if (answer.throttled) refused += 1;
@@ -319,7 +259,7 @@ export async function warmTarget(target: WarmTarget, deadlineMs = Date.now() + F
       reached.add(answer.environmentId!);
       heldMsTotal += answer.heldMs ?? 0;
       if (answer.coldStart) cold += 1;
-      else if (typeof answer.receivedAtMs === 'number') arrivals.push({ k, receivedAtMs: answer.receivedAtMs });
+      else if (typeof answer.receivedAtMs === 'number') arrivals.push(answer.receivedAtMs);
     });
     coldStarts += cold;
     throttled += refused;
@@ -327,10 +267,10 @@ export async function warmTarget(target: WarmTarget, deadlineMs = Date.now() + F
     // fit. A round that started environments does not: a cold one's arrival is the end of its INIT, and
     // starting them may have slowed the rest.
     if (cold === 0 && arrivals.length > 0) {
-      const remembered = [...(learned.get(key)?.rounds ?? []), pastRound(arrivals, n, ids.size < answered, plan)].slice(-HISTORY);
-      learned.set(key, { rounds: remembered, plan: choosePlan(remembered, n, Date.now() - roundStart) });
+      const spreadsMs = [...(learned.get(key)?.spreadsMs ?? []), spreadOf(arrivals)].slice(-HISTORY);
+      learned.set(key, { spreadsMs, roundMs: Date.now() - roundStart });
     }
-    if (ids.size < answered) widening *= WIDEN;
+    if (ids.size < answered) factor *= TOP_UP_FACTOR;
     // Environments that answered in any round of this run are warm: a top-up only has to reach the rest.
     // It still sends N pings: the environments already reached are idle now, and with fewer pings in
     // flight Lambda would hand those out again instead of new ones. At the concurrency limit (a ping

@@ -1,5 +1,7 @@
 import type { Context } from 'aws-lambda';
-import { monotonicMs, round1 } from './time';
+import { monotonicMs } from './time';
+// The protocol's numbers, shared with the Python shim and the warmer: one file, in the Python package.
+import contract from '../python/warm_web/warm_contract.json';
 
 export interface WarmPing {
   readonly round: string;
@@ -15,10 +17,28 @@ export interface EnvironmentInfo {
   readonly initDurationMs: number;
 }
 
+export const PROTOCOL_VERSION: number = contract.protocolVersion;
 /** Longest a ping is ever held, whatever it asks for. */
-export const MAX_HOLD_MS = 60_000;
+export const MAX_HOLD_MS: number = contract.maxHoldMs;
 /** Time left to the invoke after the hold, so the answer always gets out before the timeout. */
-export const HOLD_MARGIN_MS = 500;
+export const HOLD_MARGIN_MS: number = contract.holdMarginMs;
+/** Resolution of `receivedAtMs` and `heldMs` in an answer. */
+export const RESOLUTION_MS: number = contract.resolutionMs;
+export const ERROR_PREFIX: string = contract.errorPrefix;
+const PER_MS = Math.round(1 / RESOLUTION_MS);
+
+/** Milliseconds as answers carry them. */
+export function toResolution(ms: number): number {
+  return Math.round(ms * PER_MS) / PER_MS;
+}
+
+/**
+ * Epoch milliseconds with a fraction (Date.now() has whole ones): the warmer compares arrivals across
+ * environments. Called only for pings, so the perf_hooks it loads on first use cost INIT nothing.
+ */
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 type Json = Record<string, unknown>;
 
@@ -36,8 +56,8 @@ export function parseWarmPing(payload: unknown): WarmPing | string {
     return `warmWeb must be an object, got ${describe(payload)}`;
   }
   const { v, round, expected, holdUntilMs, holdForMs } = payload as Json;
-  if (v !== 1) {
-    return `v must be 1, got ${describe(v)}`;
+  if (v !== PROTOCOL_VERSION) {
+    return `v must be ${PROTOCOL_VERSION}, got ${describe(v)}`;
   }
   if (typeof round !== 'string' || round === '') {
     return `round must be a non-empty string, got ${describe(round)}`;
@@ -81,24 +101,24 @@ function remainingTime(context: Context | undefined): number | undefined {
 export async function answerWarmPing(payload: unknown, context: Context | undefined, environment: EnvironmentInfo): Promise<Json> {
   const ping = parseWarmPing(payload);
   if (typeof ping === 'string') {
-    return { warmWeb: { v: 1, error: `malformed warm ping: ${ping}` } };
+    return { warmWeb: { v: PROTOCOL_VERSION, error: ERROR_PREFIX + ping } };
   }
   const started = monotonicMs();
-  const receivedAtMs = Date.now();
+  const receivedAtMs = epochMs();
   const deadline = holdDeadline(ping, receivedAtMs, remainingTime(context));
   // Timers may fire a little early against the wall clock; the barrier must not.
-  for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
+  for (let left = deadline - epochMs(); left > 0; left = deadline - epochMs()) {
     await sleep(left);
   }
   return {
     warmWeb: {
-      v: 1,
+      v: PROTOCOL_VERSION,
       round: ping.round,
       environmentId: environment.environmentId,
       coldStart: environment.coldStart,
       initDurationMs: environment.initDurationMs,
-      receivedAtMs,
-      heldMs: round1(monotonicMs() - started),
+      receivedAtMs: toResolution(receivedAtMs),
+      heldMs: toResolution(monotonicMs() - started),
       runtime: 'node',
     },
   };
